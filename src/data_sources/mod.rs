@@ -1,0 +1,2 @@
+//! Data sources, one file each.
+pub mod gpu_offerings;

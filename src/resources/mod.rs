@@ -1,0 +1,3 @@
+//! Resources, one file each, plus the input parsers they share.
+pub mod gpu_workstation;
+pub mod validate;
