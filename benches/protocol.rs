@@ -96,7 +96,7 @@ impl Plugin {
 
         let fields: Vec<&str> = line.trim_end().split('|').collect();
         let addr = match fields.as_slice() {
-            ["1", "6", "tcp", addr, "grpc", cert] if cert.is_empty() => addr.to_string(),
+            ["1", "6", "tcp", addr, "grpc", ""] => addr.to_string(),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

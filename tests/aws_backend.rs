@@ -523,11 +523,14 @@ async fn cancelled_create_undoes_its_steps() {
     let trigger = cancel.clone();
     let s = spec("cancel");
     let create = aws.create_workstation(&s, &cancel);
+    // Cancel once the first poll after the launch is in flight: the launch has
+    // answered (so the instance id is known) and the create is waiting. (Were the
+    // cancel to hit RunInstances itself, the undo would look the launch up by its
+    // ClientToken, a filter moto does not implement.)
     let canceller = async {
-        while proxy.calls("RunInstances") == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while proxy.calls("DescribeInstances") == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
         trigger.cancel();
     };
     let (result, ()) = tokio::join!(create, canceller);
@@ -546,7 +549,8 @@ async fn cancelled_create_undoes_its_steps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spot_workstation_round_trip() {
     let moto = MotoServer::start().await;
-    let aws = cloud(&moto.endpoint()).await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let aws = cloud(&proxy.endpoint()).await;
     let ec2 = client(&moto.endpoint());
     let cancel = CancellationToken::new();
     let mut s = spec("spot");
@@ -558,7 +562,35 @@ async fn spot_workstation_round_trip() {
         .unwrap_or_else(|f| panic!("create: {}", f.error));
     assert_matches(&created, &s, false);
     assert!(created.spot);
-    aws.delete_workstation(&created, &cancel)
+
+    // Starting needs capacity too; the error names type and zone.
+    proxy.fail_next(
+        "StartInstances",
+        500,
+        "InsufficientInstanceCapacity",
+        "There is no Spot capacity available that matches your request.",
+    );
+    let mut up = s.clone();
+    up.running = true;
+    let err = aws
+        .update_workstation(&created, &up, &cancel)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("start succeeded despite the injected fault"));
+    assert_eq!(err.kind, ErrorKind::Capacity);
+    assert!(
+        err.message
+            .starts_with("AWS has no capacity for g5.xlarge in us-east-1a right now"),
+        "{}",
+        err.message
+    );
+    let started = aws
+        .update_workstation(&created, &up, &cancel)
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    assert_matches(&started, &up, true);
+
+    aws.delete_workstation(&started, &cancel)
         .await
         .unwrap_or_else(|e| panic!("delete: {e}"));
     let inv = inventory(&ec2).await;
@@ -696,6 +728,11 @@ async fn calls_are_batched() {
             "DescribeImages",
             "DescribeInstanceTypeOfferings",
             "DescribeSubnets",
+            // Orphan sweep: parts of an earlier workstation of this name.
+            "DescribeInstances",
+            "DescribeSecurityGroups",
+            "DescribeKeyPairs",
+            "DescribeVolumes",
             "CreateSecurityGroup",
             "AuthorizeSecurityGroupIngress",
             "ImportKeyPair",

@@ -1192,10 +1192,10 @@ pub async fn apply(
                 ..Default::default()
             };
         };
-        let current =
-            match backend.read_workstation(locator).await {
-                Ok(Some(c)) => c,
-                Ok(None) => return StateResponse {
+        let current = match backend.read_workstation(locator).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return StateResponse {
                     diagnostics: Diagnostic::error(
                         "Workstation is gone",
                         format!(
@@ -1204,14 +1204,15 @@ pub async fn apply(
                     )
                     .into(),
                     ..Default::default()
-                },
-                Err(e) => {
-                    return StateResponse {
-                        diagnostics: cloud_diag("Could not read the workstation", &e).into(),
-                        ..Default::default()
-                    }
                 }
-            };
+            }
+            Err(e) => {
+                return StateResponse {
+                    diagnostics: cloud_diag("Could not read the workstation", &e).into(),
+                    ..Default::default()
+                }
+            }
+        };
         match backend.update_workstation(&current, &spec, cancel).await {
             Ok(obs) => StateResponse {
                 new_state: state_from(&req.planned_state, &obs, &clients.default_tags, cloud),

@@ -39,6 +39,8 @@ const PASSTHROUGH_ENV: &[&str] = &[
 /// One temp dir per test: `work/` (the configuration, state and `.terraform/`),
 /// `plugins/` (the provider under test), an empty CLI config and an empty `home/`.
 /// The dir is deleted on drop, and kept (path printed) when the test panics.
+/// Its methods block: an async test may call them directly (its runtime thread waits)
+/// or through `tokio::task::spawn_blocking` when other tasks must run meanwhile.
 pub struct Workspace {
     tmp: Option<tempfile::TempDir>,
     root: PathBuf,

@@ -2,13 +2,15 @@
 //!
 //! One file per job: `client` (the wrapper every call goes through), `errors`
 //! (SDK error → `CloudError`), `images` (AMI aliases), `network` (zone/subnet),
-//! `firewall` (security group), `workstation` (create/read/update/delete).
+//! `firewall` (security group), `workstation` (create/read/update/delete),
+//! `orphans` (parts of an earlier workstation of the same name whose instance is gone).
 
 mod client;
 mod errors;
 mod firewall;
 mod images;
 mod network;
+mod orphans;
 mod workstation;
 
 use std::collections::HashMap;

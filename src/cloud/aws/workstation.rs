@@ -462,7 +462,13 @@ async fn ensure_running(
     let inst = wait_stable(ec2, id, cancel).await?;
     match (machine_state(&inst), running) {
         (MachineState::Stopped, true) => {
-            ec2.call("StartInstances", cancel, || {
+            // A start needs capacity like a launch: name type and zone if it fails.
+            let ctx = ErrorContext {
+                region: ec2.region(),
+                instance_type: inst.instance_type().map(|t| t.as_str()),
+                zone: inst.placement().and_then(|p| p.availability_zone()),
+            };
+            ec2.call_with("StartInstances", &ctx, ec2.policy(), cancel, || {
                 ec2.sdk().start_instances().instance_ids(id).send()
             })
             .await?;
@@ -567,7 +573,11 @@ async fn describe_volumes(
 
 /// Delete a volume if it still exists, waiting for it to detach first (after
 /// its instance terminated). A volume already deleting is fine.
-async fn delete_volume(ec2: &Ec2, id: &str, cancel: &CancellationToken) -> Result<(), CloudError> {
+pub(crate) async fn delete_volume(
+    ec2: &Ec2,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<(), CloudError> {
     let ids = [id.to_owned()];
     let what = format!("wait for volume {id} to detach");
     let present = wait_for(&what, WAIT_TIMEOUT, cancel, || async {
@@ -595,7 +605,11 @@ async fn delete_volume(ec2: &Ec2, id: &str, cancel: &CancellationToken) -> Resul
 }
 
 /// Delete one of our key pairs. EC2 answers success for a missing key.
-async fn delete_key(ec2: &Ec2, name: &str, cancel: &CancellationToken) -> Result<(), CloudError> {
+pub(crate) async fn delete_key(
+    ec2: &Ec2,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<(), CloudError> {
     match ec2
         .call("DeleteKeyPair", cancel, || {
             ec2.sdk().delete_key_pair().key_name(name).send()
@@ -746,6 +760,7 @@ async fn create_steps(
     let image = images::describe(ec2, &spec.image_id, cancel).await?;
     let place = network::choose(ec2, spec, cancel).await?;
     made.vpc_id = Some(place.vpc_id.clone());
+    super::orphans::sweep(ec2, &spec.name, cancel).await;
 
     // 1. Security group with its ingress rules.
     let group_name = format!("aienv-{}-{}", spec.name, hex6());
