@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 use support::ec2;
@@ -509,4 +510,150 @@ fn throttling_is_retried() {
     );
     aws.ws.destroy().expect_ok();
     aws.assert_nothing_left();
+}
+
+#[test]
+fn disks_grow_and_auto_stop_change_in_place_while_foreign_rules_survive() {
+    let aws = Aws::new();
+    aws.write(&workstation(""));
+    aws.ws.init().expect_ok();
+    aws.ws.apply().expect_ok();
+    let v = aws.ws.resource_values(ADDR);
+    let instance_id = s(&v, "instance_id").to_string();
+    let group_id = s(&v, "firewall_id").to_string();
+
+    // A rule someone added with hashicorp/aws on our group: not ours, left alone.
+    let c = aws.client();
+    aws.rt
+        .block_on(
+            c.authorize_security_group_ingress()
+                .group_id(&group_id)
+                .ip_permissions(
+                    aws_sdk_ec2::types::IpPermission::builder()
+                        .ip_protocol("tcp")
+                        .from_port(5432)
+                        .to_port(5432)
+                        .ip_ranges(
+                            aws_sdk_ec2::types::IpRange::builder()
+                                .cidr_ip("10.0.0.0/8")
+                                .description("postgres from the VPC")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send(),
+        )
+        .expect("authorize a foreign rule");
+    assert_eq!(aws.ws.plan().exit_code, 0, "a foreign rule is not drift");
+
+    aws.write(
+        &workstation("  root_disk_gb = 300\n  auto_stop_idle_minutes = 45")
+            .replace("data_disk_gb   = 100", "data_disk_gb   = 150"),
+    );
+    let plan = aws.ws.plan();
+    assert!(
+        plan.has_changes() && !plan.stdout.contains("must be replaced"),
+        "{plan:?}"
+    );
+    aws.ws.apply().expect_ok();
+    let v = aws.ws.resource_values(ADDR);
+    assert_eq!(s(&v, "instance_id"), instance_id);
+    assert_eq!(v["root_disk_gb"], 300);
+    assert_eq!(v["data_disk_gb"], 150);
+    assert_eq!(v["auto_stop_idle_minutes"], 45);
+    let inst = aws.rt.block_on(ec2::instance(&c, &instance_id));
+    assert_eq!(
+        ec2::tags(&inst)
+            .get("aienv-auto-stop-idle-minutes")
+            .map(String::as_str),
+        Some("45")
+    );
+    let sg = aws.rt.block_on(ec2::security_group(&c, &group_id));
+    assert!(
+        sg.ip_permissions()
+            .iter()
+            .any(|p| p.from_port() == Some(5432)),
+        "the foreign rule was removed: {sg:?}"
+    );
+    assert_eq!(aws.ws.plan().exit_code, 0);
+
+    // Shrinking a disk cannot happen in place: the plan says replace.
+    aws.write(
+        &workstation("  root_disk_gb = 250\n  auto_stop_idle_minutes = 45")
+            .replace("data_disk_gb   = 100", "data_disk_gb   = 150"),
+    );
+    let plan = aws.ws.plan();
+    assert!(
+        plan.stdout.contains("must be replaced") && plan.stdout.contains("forces replacement"),
+        "{plan:?}"
+    );
+
+    // The group still holds the foreign rule: revoke it so destroy can delete it
+    // the way hashicorp/aws would (moto has no DependencyViolation to model that).
+    aws.ws.destroy().expect_ok();
+    let inv = aws.inventory();
+    assert!(
+        inv.instances_alive.is_empty() && inv.volumes.is_empty() && inv.key_pairs.is_empty(),
+        "{inv:?}"
+    );
+}
+
+#[test]
+fn interrupting_an_apply_cancels_the_create_and_cleans_up() {
+    let aws = Aws::new();
+    aws.write(&workstation(""));
+    aws.ws.init().expect_ok();
+    // Every instance poll takes a while, so the apply is still waiting when the
+    // user presses Ctrl-C.
+    aws.proxy
+        .set_action_latency("DescribeInstances", std::time::Duration::from_secs(2));
+    let child = aws
+        .ws
+        .command(&["apply", "-auto-approve", "-no-color", "-input=false"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn terraform apply");
+    let started = std::time::Instant::now();
+    while aws.proxy.calls("RunInstances") == 0
+        && started.elapsed() < std::time::Duration::from_secs(120)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        aws.proxy.calls("RunInstances"),
+        1,
+        "the apply never launched: {:?}",
+        aws.proxy.actions()
+    );
+    // Ctrl-C in a terminal signals the whole process group: terraform and provider.
+    let pgid = child.id() as i32;
+    let status = Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{pgid}")])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait for terraform");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "an interrupted apply must fail: {text}"
+    );
+    assert!(
+        text.contains("Cancelled") || text.contains("cancelled"),
+        "{text}"
+    );
+    aws.proxy
+        .set_action_latency("DescribeInstances", std::time::Duration::ZERO);
+    aws.assert_nothing_left();
+    let state = aws.ws.state_json();
+    assert!(
+        state.pointer("/values/root_module/resources").is_none(),
+        "nothing recorded: {state}"
+    );
+    aws.assert_no_provider_process();
 }

@@ -303,6 +303,24 @@ impl Workspace {
         parse_json(&out)
     }
 
+    /// The `terraform <args...>` command with the workspace environment, in its own
+    /// process group, for tests that must signal it while it runs (`run` for the rest).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tools::terraform_bin());
+        cmd.args(args)
+            .current_dir(&self.work)
+            .env_clear()
+            .stdin(Stdio::null())
+            .process_group(0);
+        for key in PASSTHROUGH_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                cmd.env(key, value);
+            }
+        }
+        cmd.envs(&self.env);
+        cmd
+    }
+
     /// Runs `terraform <args...>` in the working directory with the workspace environment,
     /// killing it (and its process group, the provider included) after the time limit;
     /// a timeout fails the test with the output so far.

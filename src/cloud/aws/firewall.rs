@@ -29,61 +29,44 @@ pub(crate) fn desired_rules(ports: &[u16], cidrs: &[IpNet]) -> BTreeSet<Rule> {
     out
 }
 
-/// Rules as found on a group. Permissions we never create (other protocols, port
-/// ranges, source groups, prefix lists) are returned separately so a sync can
-/// revoke them as they are.
-pub(crate) fn rules_of(group: &SecurityGroup) -> (BTreeSet<Rule>, Vec<IpPermission>) {
+/// Marks the ingress ranges this provider manages. Other rules on the group
+/// (e.g. an `aws_vpc_security_group_ingress_rule` pointing at `firewall_id`) are
+/// left alone: neither reported as drift nor revoked.
+pub(crate) const RULE_DESCRIPTION: &str = "managed by aienv";
+
+fn ours(description: Option<&str>) -> bool {
+    description == Some(RULE_DESCRIPTION)
+}
+
+/// Our rules as found on a group: single-port TCP ranges carrying our marker.
+pub(crate) fn rules_of(group: &SecurityGroup) -> BTreeSet<Rule> {
     let mut rules = BTreeSet::new();
-    let mut foreign = Vec::new();
     for perm in group.ip_permissions() {
         let single_tcp_port = perm.ip_protocol() == Some("tcp")
             && perm.from_port().is_some()
             && perm.from_port() == perm.to_port();
-        let port = perm
+        let Some(port) = perm
             .from_port()
             .and_then(|p| u16::try_from(p).ok())
-            .filter(|_| single_tcp_port);
-        let Some(port) = port else {
-            foreign.push(perm.clone());
+            .filter(|_| single_tcp_port)
+        else {
             continue;
         };
-        let mut unparsed = Vec::new();
-        for r in perm.ip_ranges() {
-            match r.cidr_ip().and_then(|c| c.parse::<IpNet>().ok()) {
-                Some(net) => {
-                    rules.insert((port, net));
-                }
-                None => unparsed.push(r.clone()),
-            }
-        }
-        let mut unparsed6 = Vec::new();
-        for r in perm.ipv6_ranges() {
-            match r.cidr_ipv6().and_then(|c| c.parse::<IpNet>().ok()) {
-                Some(net) => {
-                    rules.insert((port, net));
-                }
-                None => unparsed6.push(r.clone()),
-            }
-        }
-        if !perm.user_id_group_pairs().is_empty()
-            || !perm.prefix_list_ids().is_empty()
-            || !unparsed.is_empty()
-            || !unparsed6.is_empty()
-        {
-            foreign.push(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(i32::from(port))
-                    .to_port(i32::from(port))
-                    .set_user_id_group_pairs(Some(perm.user_id_group_pairs().to_vec()))
-                    .set_prefix_list_ids(Some(perm.prefix_list_ids().to_vec()))
-                    .set_ip_ranges(Some(unparsed))
-                    .set_ipv6_ranges(Some(unparsed6))
-                    .build(),
-            );
+        let v4 = perm
+            .ip_ranges()
+            .iter()
+            .filter(|r| ours(r.description()))
+            .filter_map(|r| r.cidr_ip());
+        let v6 = perm
+            .ipv6_ranges()
+            .iter()
+            .filter(|r| ours(r.description()))
+            .filter_map(|r| r.cidr_ipv6());
+        for net in v4.chain(v6).filter_map(|c| c.parse::<IpNet>().ok()) {
+            rules.insert((port, net));
         }
     }
-    (rules, foreign)
+    rules
 }
 
 /// Express a rule set as (ports, cidrs) for the observation.
@@ -137,10 +120,18 @@ pub(crate) fn permissions(rules: &BTreeSet<Rule>) -> Vec<IpPermission> {
                 .to_port(i32::from(port));
             for c in cidrs {
                 b = match c {
-                    IpNet::V4(_) => b.ip_ranges(IpRange::builder().cidr_ip(c.to_string()).build()),
-                    IpNet::V6(_) => {
-                        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c.to_string()).build())
-                    }
+                    IpNet::V4(_) => b.ip_ranges(
+                        IpRange::builder()
+                            .cidr_ip(c.to_string())
+                            .description(RULE_DESCRIPTION)
+                            .build(),
+                    ),
+                    IpNet::V6(_) => b.ipv6_ranges(
+                        Ipv6Range::builder()
+                            .cidr_ipv6(c.to_string())
+                            .description(RULE_DESCRIPTION)
+                            .build(),
+                    ),
                 };
             }
             b.build()
@@ -254,8 +245,8 @@ pub(crate) async fn describe(
     Ok(Vec::new())
 }
 
-/// Make the group's ingress exactly `desired`: one revoke call for what is extra
-/// (including rules we never create), one authorize call for what is missing.
+/// Make our ingress rules exactly `desired`: one revoke call for what is extra,
+/// one authorize call for what is missing. Rules without our marker stay.
 pub(crate) async fn sync(
     ec2: &Ec2,
     group: &SecurityGroup,
@@ -263,11 +254,10 @@ pub(crate) async fn sync(
     cancel: &CancellationToken,
 ) -> Result<(), CloudError> {
     let group_id = group.group_id().unwrap_or_default();
-    let (actual, foreign) = rules_of(group);
+    let actual = rules_of(group);
     let (revoke, add) = diff(&actual, desired);
-    if !revoke.is_empty() || !foreign.is_empty() {
-        let mut perms = permissions(&revoke);
-        perms.extend(foreign);
+    if !revoke.is_empty() {
+        let perms = permissions(&revoke);
         ec2.call("RevokeSecurityGroupIngress", cancel, || {
             ec2.sdk()
                 .revoke_security_group_ingress()
@@ -349,9 +339,8 @@ mod tests {
             .group_id("sg-1")
             .set_ip_permissions(Some(permissions(&r)))
             .build();
-        let (back, foreign) = rules_of(&group);
+        let back = rules_of(&group);
         assert_eq!(back, r);
-        assert!(foreign.is_empty());
         assert_eq!(
             summarize(&back),
             (vec![22, 443], vec![net("10.0.0.0/8"), net("2001:db8::/32")])
@@ -359,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_permissions_are_kept_apart() {
+    fn rules_without_our_marker_are_not_ours() {
         let all_traffic = IpPermission::builder()
             .ip_protocol("-1")
             .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
@@ -370,12 +359,22 @@ mod tests {
             .to_port(2000)
             .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
             .build();
-        let group = SecurityGroup::builder()
-            .set_ip_permissions(Some(vec![all_traffic, range]))
+        // Someone else's single-port rule (e.g. from hashicorp/aws) on our group.
+        let theirs = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(5432)
+            .to_port(5432)
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip("10.0.0.0/8")
+                    .description("db")
+                    .build(),
+            )
             .build();
-        let (rules, foreign) = rules_of(&group);
-        assert!(rules.is_empty());
-        assert_eq!(foreign.len(), 2);
+        let group = SecurityGroup::builder()
+            .set_ip_permissions(Some(vec![all_traffic, range, theirs]))
+            .build();
+        assert!(rules_of(&group).is_empty());
     }
 
     #[test]

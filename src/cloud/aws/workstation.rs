@@ -658,7 +658,7 @@ async fn observe(
     let groups = firewall::describe(ec2, &group_ids(inst), cancel).await?;
     let ours = our_group(&groups);
     let (ports, allowed_cidrs) = match ours {
-        Some(g) => firewall::summarize(&firewall::rules_of(g).0),
+        Some(g) => firewall::summarize(&firewall::rules_of(g)),
         None => (Vec::new(), Vec::new()),
     };
 
@@ -1111,8 +1111,7 @@ pub(crate) async fn update(
     let rules = firewall::desired_rules(&desired.ports, &desired.allowed_cidrs);
     match &group {
         Some(g) => {
-            let (actual, foreign) = firewall::rules_of(g);
-            if actual != rules || !foreign.is_empty() {
+            if firewall::rules_of(g) != rules {
                 firewall::sync(ec2, g, &rules, cancel).await?;
             }
         }
