@@ -69,6 +69,10 @@ pub struct WorkstationSpec {
     pub instance_type: String,
     pub gpu_model: String,
     pub gpu_count: u32,
+    /// The accelerator to attach, for clouds where GPUs are not part of the
+    /// machine type (Google Cloud N1 + `nvidia-tesla-t4`); None when the machine
+    /// type has its GPUs built in (AWS, Azure, GCP A2/A3/G2).
+    pub accelerator_type: Option<String>,
     /// Cloud image id, resolved at plan (e.g. `ami-...`).
     pub image_id: String,
     pub root_disk_gb: u32,

@@ -74,6 +74,7 @@ fn spec(name: &str) -> WorkstationSpec {
         instance_type: "g5.xlarge".into(),
         gpu_model: "A10G".into(),
         gpu_count: 1,
+        accelerator_type: None,
         image_id: PYTORCH_AMI.into(),
         root_disk_gb: 100,
         data_disk_gb: 50,

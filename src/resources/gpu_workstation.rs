@@ -823,6 +823,24 @@ pub async fn plan(
     }
 }
 
+/// The catalog's separately attached accelerator for the planned machine type.
+fn accelerator_type(planned: &Value) -> Option<String> {
+    let cloud: CloudKind = planned.attr("cloud").as_str()?.parse().ok()?;
+    let region = planned.attr("region").as_str()?;
+    let instance_type = planned.attr("instance_type").as_str()?;
+    let model = planned.attr("gpu_model").as_str()?;
+    let count = planned.attr("gpu_count").as_number()?.to_u32()?;
+    catalog().ok()?.offerings().iter().find_map(|o| {
+        (o.cloud == cloud
+            && o.region == region
+            && o.instance_type == instance_type
+            && o.gpu_model == model
+            && o.gpu_count == count)
+            .then(|| o.gcp_accelerator_type.clone())
+            .flatten()
+    })
+}
+
 /// The backend spec from a fully planned state (every input known by now).
 fn spec_from_planned(planned: &Value) -> Result<WorkstationSpec, Diagnostics> {
     let s = |k: &str| planned.attr(k).as_str().map(str::to_string);
@@ -868,6 +886,7 @@ fn spec_from_planned(planned: &Value) -> Result<WorkstationSpec, Diagnostics> {
         instance_type: s("instance_type").ok_or_else(|| missing("instance_type"))?,
         gpu_model: s("gpu_model").ok_or_else(|| missing("gpu_model"))?,
         gpu_count: n("gpu_count").ok_or_else(|| missing("gpu_count"))?,
+        accelerator_type: accelerator_type(planned),
         image_id: s("image_id").ok_or_else(|| missing("image_id"))?,
         root_disk_gb: n("root_disk_gb").ok_or_else(|| missing("root_disk_gb"))?,
         data_disk_gb: n("data_disk_gb").unwrap_or(0),

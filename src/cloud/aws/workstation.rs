@@ -1677,6 +1677,7 @@ mod tests {
             instance_type: "g5.2xlarge".into(),
             gpu_model: "A10G".into(),
             gpu_count: 1,
+            accelerator_type: None,
             image_id: "ami-1".into(),
             root_disk_gb: 100,
             data_disk_gb: 50,
