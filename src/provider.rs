@@ -44,10 +44,10 @@ impl Clients {
     pub fn cloud(&self, kind: CloudKind) -> Result<Arc<dyn Cloud>, String> {
         self.clouds.get(&kind).cloned().ok_or_else(|| match kind {
             CloudKind::Aws => "the AWS backend is not available in this build of the provider.".to_string(),
-            other => format!(
-                "cloud = \"{other}\" is not supported yet: this release of the aienv provider creates \
-                 workstations on AWS only (Google Cloud and Azure are coming in the next releases)."
-            ),
+            CloudKind::Gcp => "the Google Cloud backend is not available in this build of the provider.".to_string(),
+            CloudKind::Azure => "cloud = \"azure\" is not supported yet: this release of the aienv provider creates \
+                 workstations on AWS and Google Cloud (Azure is coming in a later release)."
+                .to_string(),
         })
     }
 }

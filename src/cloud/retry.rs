@@ -42,7 +42,7 @@ impl RetryPolicy {
     }
 
     /// Run `call` until it succeeds, fails with a non-retryable error, runs out of
-    /// attempts, or `cancel` fires.
+    /// attempts, or `cancel` fires (checked before each attempt and during backoff).
     pub async fn run<T, F, Fut>(
         &self,
         operation: &str,
@@ -56,10 +56,14 @@ impl RetryPolicy {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = tokio::select! {
-                _ = cancel.cancelled() => return Err(CloudError::cancelled(operation)),
-                r = call() => r,
-            };
+            // Cancellation stops us from *starting* a call and cuts every wait,
+            // but never abandons a call in flight: a dropped RunInstances may
+            // still launch a machine whose id we would then never learn, so it
+            // could not be undone. Each attempt is bounded by the client timeout.
+            if cancel.is_cancelled() {
+                return Err(CloudError::cancelled(operation));
+            }
+            let result = call().await;
             match result {
                 Ok(v) => return Ok(v),
                 Err(e) if e.retryable && attempt < self.max_attempts => {
@@ -181,6 +185,29 @@ mod tests {
             .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_in_flight_is_not_abandoned_when_cancelled() {
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        let out = fast()
+            .run("RunInstances", &cancel, || {
+                let c2 = c2.clone();
+                async move {
+                    c2.cancel();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok::<_, CloudError>("i-123")
+                }
+            })
+            .await;
+        assert_eq!(out, Ok("i-123"), "the response of a started call is kept");
+        let next: Result<(), _> = fast().run("Next", &cancel, || async { Ok(()) }).await;
+        assert_eq!(
+            next.map_err(|e| e.kind),
+            Err(ErrorKind::Cancelled),
+            "no new call starts"
+        );
     }
 
     #[tokio::test]

@@ -33,6 +33,11 @@ const TENSORBOARD_PORT: u16 = 6006;
 pub const META_GPU: &str = "aienv-gpu";
 pub const META_IMAGE: &str = "aienv-image";
 pub const META_SSH_KEY: &str = "aienv-ssh-public-key";
+/// The user's order of `ports` and `allowed_cidrs`: clouds keep rules unordered.
+pub const META_PORTS: &str = "aienv-ports";
+pub const META_CIDRS: &str = "aienv-cidrs";
+/// Longest bookkeeping value every cloud stores (AWS tag values: 256).
+const META_MAX_LEN: usize = 256;
 
 fn list_of(t: Type) -> Type {
     Type::List(Box::new(t))
@@ -876,8 +881,27 @@ fn spec_from_planned(planned: &Value) -> Result<WorkstationSpec, Diagnostics> {
     if let Some(i) = s("image") {
         meta.insert(META_IMAGE.to_string(), i);
     }
-    if let Some(k) = s("ssh_public_key").filter(|k| k.len() <= 256) {
+    if let Some(k) = s("ssh_public_key").filter(|k| k.len() <= META_MAX_LEN) {
         meta.insert(META_SSH_KEY.to_string(), k);
+    }
+    let joined = |k: &str| -> String {
+        planned
+            .attr(k)
+            .as_list()
+            .unwrap_or(&[])
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.as_number().map(|n| n.to_string()).unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for (key, attr) in [(META_PORTS, "ports"), (META_CIDRS, "allowed_cidrs")] {
+        let v = joined(attr);
+        if v.len() <= META_MAX_LEN {
+            meta.insert(key.to_string(), v);
+        }
     }
     Ok(WorkstationSpec {
         name: s("name").ok_or_else(|| missing("name"))?,
@@ -1379,7 +1403,7 @@ pub async fn import(clients: &Clients, id: &str, _cancel: &CancellationToken) ->
         StateResponse {
         diagnostics: Diagnostic::error(
             "Invalid import id",
-            format!("{id:?} is not a workstation id: use <cloud>/<region>/<instance id>, e.g. aws/us-east-1/i-0123456789abcdef0."),
+            format!("{id:?} is not a workstation id: use aws/<region>/<instance id> (e.g. aws/us-east-1/i-0123456789abcdef0) or gcp/<project>/<zone>/<name> (e.g. gcp/my-project/us-central1-a/dev-box)."),
         )
         .into(),
         ..Default::default()
@@ -1449,18 +1473,26 @@ pub async fn import(clients: &Clients, id: &str, _cancel: &CancellationToken) ->
                 })
         })
     });
-    // The cloud reports rules unordered: the default port list keeps its order.
-    let mut default_ports = DEFAULT_PORTS.to_vec();
-    default_ports.sort_unstable();
-    let mut observed_ports = obs.ports.clone();
-    observed_ports.sort_unstable();
-    let ports = if observed_ports == default_ports {
-        port_values(&DEFAULT_PORTS)
-    } else {
-        Value::Null
+    // The cloud reports rules unordered: the order the user wrote is kept in
+    // bookkeeping and used when it still describes the same rules.
+    let ordered = |key: &str, parse: &dyn Fn(&str) -> Option<Value>| -> Value {
+        obs.meta
+            .get(key)
+            .map(|v| {
+                Value::List(
+                    v.split(',')
+                        .filter(|p| !p.is_empty())
+                        .filter_map(parse)
+                        .collect(),
+                )
+            })
+            .unwrap_or(Value::Null)
     };
+    let ports = ordered(META_PORTS, &|p| p.parse::<u32>().ok().map(num));
+    let cidrs = ordered(META_CIDRS, &|c| Some(Value::from(c)));
     let base = Value::object([
         ("ports", ports),
+        ("allowed_cidrs", cidrs),
         ("gpu", gpu.map(Value::String).unwrap_or(Value::Null)),
         ("image", Value::String(image)),
         (

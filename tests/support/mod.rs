@@ -4,6 +4,7 @@
 //! installed by `scripts/install-tools.sh`, plus a loopback fault-injecting proxy.
 #![allow(dead_code)]
 
+pub mod clouds;
 pub mod ec2;
 pub mod fault_proxy;
 pub mod moto;

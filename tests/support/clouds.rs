@@ -1,0 +1,215 @@
+//! One interface over each cloud's emulator, so the workstation scenarios are
+//! written once and run against every cloud (moto for AWS, our fake for GCE).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::ec2;
+use super::fault_proxy::FaultProxy;
+use super::moto::MotoServer;
+use super::processes;
+use super::terraform::{Workspace, MARKER_ENV};
+
+pub const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-aienv");
+
+/// What the scenarios need from a cloud under test.
+pub trait CloudUnderTest {
+    fn ws(&self) -> &Workspace;
+    /// `terraform` + `provider` blocks pointing at the emulator.
+    fn provider_block(&self) -> String;
+    /// What `gpu = "T4"` resolves to in the test region, and its $/h.
+    fn t4_type(&self) -> &'static str;
+    fn t4_cost(&self) -> f64;
+    /// Another type with one T4, for in-place resizes.
+    fn bigger_t4_type(&self) -> &'static str;
+    /// The id every workstation of this cloud starts with.
+    fn id_prefix(&self) -> &'static str;
+    /// Empty when the emulator holds nothing the tests created; else what is left.
+    fn leftovers(&self) -> String;
+    /// Cloud API calls seen so far.
+    fn api_calls(&self) -> usize;
+    /// The machine's state in the cloud, in our words: running / stopped / gone.
+    fn machine_state(&self, values: &Value) -> String;
+    fn machine_type(&self, values: &Value) -> String;
+    fn terminate_out_of_band(&self, values: &Value);
+    fn revoke_ingress_out_of_band(&self, values: &Value);
+    fn set_tag_out_of_band(&self, values: &Value, key: &str, value: &str);
+    /// Make the next machine create fail for lack of capacity; returns the
+    /// cloud's error code the user must see.
+    fn fail_next_machine_create(&self) -> &'static str;
+    /// Firewall creations seen so far (to prove a failure came after them).
+    fn firewall_creates(&self) -> usize;
+
+    fn write(&self, resource_hcl: &str) {
+        self.ws()
+            .write_main(&format!("{}\n{}", self.provider_block(), resource_hcl));
+    }
+
+    fn assert_nothing_left(&self) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "resources leaked in the emulator: {left}");
+    }
+
+    fn assert_no_provider_process(&self) {
+        let ws = self.ws();
+        let left = processes::wait_until_none(Duration::from_secs(5), || {
+            processes::running_provider_processes_with_env(
+                Path::new(PROVIDER_BIN),
+                MARKER_ENV,
+                &ws.marker(),
+            )
+        });
+        assert!(
+            left.is_empty(),
+            "provider processes still running after terraform exited: {left:?}"
+        );
+    }
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// AWS: a moto server, the fault proxy in front of it, a terraform workspace.
+pub struct Aws {
+    pub moto: MotoServer,
+    pub proxy: FaultProxy,
+    pub ws: Workspace,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Aws {
+    pub fn new() -> Aws {
+        let moto = MotoServer::start_blocking();
+        let proxy = FaultProxy::start_blocking(&moto.endpoint());
+        let ws = Workspace::new(Path::new(PROVIDER_BIN));
+        Aws {
+            moto,
+            proxy,
+            ws,
+            rt: rt(),
+        }
+    }
+
+    pub fn client(&self) -> aws_sdk_ec2::Client {
+        ec2::client(&self.moto.endpoint())
+    }
+
+    pub fn inventory(&self) -> ec2::Inventory {
+        let c = self.client();
+        self.rt.block_on(ec2::inventory(&c))
+    }
+}
+
+impl CloudUnderTest for Aws {
+    fn ws(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn provider_block(&self) -> String {
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    aienv = {{ source = "aienv/aienv" }}
+  }}
+}}
+
+provider "aienv" {{
+  default_tags = {{ team = "ml" }}
+  aws {{
+    region   = "us-east-1"
+    endpoint = "{}"
+  }}
+}}
+"#,
+            self.proxy.endpoint()
+        )
+    }
+
+    fn t4_type(&self) -> &'static str {
+        "g4dn.xlarge"
+    }
+    fn t4_cost(&self) -> f64 {
+        0.526
+    }
+    fn bigger_t4_type(&self) -> &'static str {
+        "g4dn.2xlarge"
+    }
+    fn id_prefix(&self) -> &'static str {
+        "aws/us-east-1/i-"
+    }
+
+    fn leftovers(&self) -> String {
+        let inv = self.inventory();
+        if inv.is_empty() {
+            String::new()
+        } else {
+            format!("{inv:?}")
+        }
+    }
+
+    fn api_calls(&self) -> usize {
+        self.proxy.total_calls()
+    }
+
+    fn machine_state(&self, values: &Value) -> String {
+        let c = self.client();
+        let inst = self
+            .rt
+            .block_on(ec2::instance(&c, s(values, "instance_id")));
+        ec2::state_name(&inst)
+    }
+
+    fn machine_type(&self, values: &Value) -> String {
+        let c = self.client();
+        let inst = self
+            .rt
+            .block_on(ec2::instance(&c, s(values, "instance_id")));
+        inst.instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default()
+    }
+
+    fn terminate_out_of_band(&self, values: &Value) {
+        let c = self.client();
+        self.rt
+            .block_on(ec2::terminate(&c, s(values, "instance_id")));
+    }
+
+    fn revoke_ingress_out_of_band(&self, values: &Value) {
+        let c = self.client();
+        self.rt
+            .block_on(ec2::revoke_all_ingress(&c, s(values, "firewall_id")));
+    }
+
+    fn set_tag_out_of_band(&self, values: &Value, key: &str, value: &str) {
+        let c = self.client();
+        self.rt
+            .block_on(ec2::set_tag(&c, s(values, "instance_id"), key, value));
+    }
+
+    fn fail_next_machine_create(&self) -> &'static str {
+        self.proxy.fail_nth(
+            "RunInstances",
+            self.proxy.calls("RunInstances") + 1,
+            500,
+            "InsufficientInstanceCapacity",
+            "We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested (us-east-1a).",
+        );
+        "InsufficientInstanceCapacity"
+    }
+
+    fn firewall_creates(&self) -> usize {
+        self.proxy.calls("CreateSecurityGroup")
+    }
+}
