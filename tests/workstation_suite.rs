@@ -340,6 +340,29 @@ fn failed_create_leaves_nothing(c: &dyn CloudUnderTest) {
     c.assert_no_provider_process();
 }
 
+fn spot_machine(c: &dyn CloudUnderTest) {
+    c.write(&workstation("  spot = true"));
+    c.ws().init().expect_ok();
+    let plan = c.ws().plan();
+    assert!(
+        plan.stdout
+            .contains(&format!("hourly_cost_usd        = {}", c.t4_spot_cost())),
+        "the plan shows the spot price: {}",
+        plan.stdout
+    );
+    c.ws().apply().expect_ok();
+    let v = c.ws().resource_values(ADDR);
+    assert_eq!(v["spot"], true);
+    assert!(c.machine_is_spot(&v), "{v}");
+    assert_empty_plan(c, "spot after create");
+    // Spot cannot be switched in place.
+    c.write(&workstation("  spot = false"));
+    let plan = c.ws().plan();
+    assert!(plan.stdout.contains("must be replaced"), "{plan:?}");
+    c.ws().destroy().expect_ok();
+    c.assert_nothing_left();
+}
+
 macro_rules! suite {
     ($cloud:ident, $make:expr) => {
         mod $cloud {
@@ -358,6 +381,11 @@ macro_rules! suite {
             #[test]
             fn bad_inputs_fail_at_plan_naming_the_attribute_without_any_cloud_call() {
                 bad_inputs(&$make);
+            }
+
+            #[test]
+            fn spot_uses_spot_capacity_and_price() {
+                spot_machine(&$make);
             }
 
             #[test]

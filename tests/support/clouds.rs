@@ -33,6 +33,10 @@ pub trait CloudUnderTest {
     /// The machine's state in the cloud, in our words: running / stopped / gone.
     fn machine_state(&self, values: &Value) -> String;
     fn machine_type(&self, values: &Value) -> String;
+    /// Whether the cloud runs the machine on spot capacity.
+    fn machine_is_spot(&self, values: &Value) -> bool;
+    /// The T4 spot price in the test region.
+    fn t4_spot_cost(&self) -> f64;
     fn terminate_out_of_band(&self, values: &Value);
     fn revoke_ingress_out_of_band(&self, values: &Value);
     fn set_tag_out_of_band(&self, values: &Value, key: &str, value: &str);
@@ -178,6 +182,18 @@ provider "aienv" {{
         inst.instance_type()
             .map(|t| t.as_str().to_string())
             .unwrap_or_default()
+    }
+
+    fn machine_is_spot(&self, values: &Value) -> bool {
+        let c = self.client();
+        let inst = self
+            .rt
+            .block_on(ec2::instance(&c, s(values, "instance_id")));
+        inst.instance_lifecycle().map(|l| l.as_str()) == Some("spot")
+    }
+
+    fn t4_spot_cost(&self) -> f64 {
+        0.2
     }
 
     fn terminate_out_of_band(&self, values: &Value) {
