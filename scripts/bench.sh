@@ -5,13 +5,15 @@
 #      spawn → handshake, gRPC round trips, Shutdown, memory,
 #   3. times `terraform plan` of 1 and of 50 aienv_gpu_workstation resources
 #      against a local moto EC2 emulator (AIENV_BENCH_RUNS runs each, default 3;
-#      the median is reported; hyperfine is used when installed).
+#      the median is reported; hyperfine is used when installed), and of the 50
+#      again with -parallelism=1 to show how much the plan-time EC2 calls overlap.
 # Prints Markdown with the machine facts. Needs what scripts/demo.sh needs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 RUNS=${AIENV_BENCH_RUNS:-3}
-COUNTS=(1 50)
+# "resources:parallelism" per measured plan; the first two give the per-resource cost.
+PLANS=(1:10 50:10 50:1)
 
 bash scripts/install-tools.sh >&2
 cargo build --release --locked --bin terraform-provider-aienv >&2
@@ -38,6 +40,8 @@ echo "- kernel: $(uname -sr)"
 echo "- $(rustc --version)"
 echo "- $("$TF" version | head -n1), moto $("$ROOT/tools/moto-venv/bin/python" -c 'from importlib.metadata import version; print(version("moto"))')"
 echo "- provider binary: $(stat -c %s "$BIN") bytes (release, debuginfo stripped)"
+# Other work on the machine skews the figures; the load average shows it.
+echo "- load average (1/5/15 min) before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # --- 1. plugin protocol ----------------------------------------------------------
@@ -84,12 +88,14 @@ now_ns() { date +%s%N; }
 # EC2 requests moto has logged so far (werkzeug logs one line per request).
 requests() { grep -c '"POST / HTTP' "$MOTO_LOG" || true; }
 
-echo "### terraform plan against moto (${RUNS} runs each, no state, default -parallelism=10)"
+echo "### terraform plan against moto (${RUNS} runs each, no state)"
 echo
-echo "| aienv_gpu_workstation resources | runs (s) | median (s) | EC2 requests per plan |"
-echo "|---:|---|---:|---:|"
+echo "| aienv_gpu_workstation resources | -parallelism | runs (s) | median (s) | EC2 requests per plan |"
+echo "|---:|---:|---|---:|---:|"
 declare -A MEDIAN
-for n in "${COUNTS[@]}"; do
+for spec in "${PLANS[@]}"; do
+  n=${spec%%:*}
+  par=${spec##*:}
   dir="$WORK/plan-$n"
   mkdir -p "$dir"
   cat >"$dir/main.tf" <<EOF
@@ -113,11 +119,13 @@ resource "aienv_gpu_workstation" "ws" {
   allowed_cidrs = ["203.0.113.0/24"]
 }
 EOF
-  (cd "$dir" && "$TF" init -input=false -no-color -plugin-dir="$WORK/plugins" >"$dir/init.log" 2>&1) ||
-    { cat "$dir/init.log" >&2; exit 1; }
+  if [ ! -d "$dir/.terraform" ]; then
+    (cd "$dir" && "$TF" init -input=false -no-color -plugin-dir="$WORK/plugins" >"$dir/init.log" 2>&1) ||
+      { cat "$dir/init.log" >&2; exit 1; }
+  fi
 
   before=$(requests)
-  plan_cmd="cd '$dir' && '$TF' plan -input=false -no-color >'$dir/plan.log' 2>&1"
+  plan_cmd="cd '$dir' && '$TF' plan -input=false -no-color -parallelism=$par >'$dir/plan.log' 2>&1"
   times=()
   if command -v hyperfine >/dev/null 2>&1; then
     hyperfine --style none --runs "$RUNS" --export-json "$dir/hyperfine.json" "$plan_cmd" >&2
@@ -133,12 +141,13 @@ EOF
   grep -q "Plan: $n to add, 0 to change, 0 to destroy" "$dir/plan.log" ||
     { echo "unexpected plan output for $n resources:" >&2; cat "$dir/plan.log" >&2; exit 1; }
   per_plan=$(( ($(requests) - before) / RUNS ))
-  MEDIAN[$n]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-  echo "| $n | ${times[*]} | ${MEDIAN[$n]} | $per_plan |"
+  MEDIAN[$spec]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  echo "| $n | $par | ${times[*]} | ${MEDIAN[$spec]} | $per_plan |"
 done
 echo
-first=${COUNTS[0]}
-last=${COUNTS[${#COUNTS[@]} - 1]}
-awk -v a="${MEDIAN[$first]}" -v b="${MEDIAN[$last]}" -v na="$first" -v nb="$last" 'BEGIN {
+awk -v a="${MEDIAN[${PLANS[0]}]}" -v b="${MEDIAN[${PLANS[1]}]}" \
+  -v na="${PLANS[0]%%:*}" -v nb="${PLANS[1]%%:*}" 'BEGIN {
   printf "Marginal plan time per resource: (%.3f s - %.3f s) / %d = %.1f ms\n", b, a, nb - na, (b - a) * 1000 / (nb - na)
 }'
+echo
+echo "Load average (1/5/15 min) after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-tools.sh
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 # Acceptance tests start one moto server and one terraform per test; two at a
 # time fits a 2-core machine.
-cargo test --locked -- --test-threads=2
+cargo test --locked --workspace -- --test-threads=2

@@ -214,6 +214,20 @@ async fn aws_backend(config: &Value) -> Result<Arc<dyn Cloud>, crate::cloud::Clo
     Ok(Arc::new(AwsCloud::new(cfg).await?))
 }
 
+#[cfg(feature = "gcp")]
+async fn gcp_backend(config: &Value) -> Result<Arc<dyn Cloud>, crate::cloud::CloudError> {
+    use crate::cloud::gcp::{GcpCloud, GcpConfig};
+    // Environment fallbacks (GOOGLE_*) are applied by the backend itself.
+    let cfg = GcpConfig {
+        project: setting(config, "gcp", "project", &[]),
+        region: setting(config, "gcp", "region", &[]),
+        zone: setting(config, "gcp", "zone", &[]),
+        credentials: setting(config, "gcp", "credentials", &[]),
+        endpoint: setting(config, "gcp", "endpoint", &[]),
+    };
+    Ok(Arc::new(GcpCloud::new(cfg).await?))
+}
+
 #[async_trait]
 impl PluginProvider for AienvProvider {
     fn provider_schema(&self) -> Schema {
@@ -267,6 +281,19 @@ impl PluginProvider for AienvProvider {
             }
             Err(e) => {
                 diags.push(Diagnostic::error("Could not set up AWS", e.to_string()).at_attr("aws"));
+                return diags;
+            }
+        }
+        #[cfg(feature = "gcp")]
+        match gcp_backend(config).await {
+            Ok(c) => {
+                clouds.insert(CloudKind::Gcp, c);
+            }
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error("Could not set up Google Cloud", e.to_string())
+                        .at_attr("gcp"),
+                );
                 return diags;
             }
         }

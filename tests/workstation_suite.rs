@@ -275,6 +275,13 @@ fn bad_inputs(c: &dyn CloudUnderTest) {
             "tags = { \"aienv-name\" = \"x\" }",
             &["Invalid tags", "reserved"],
         ),
+        // Refused by the cloud's own rules: on AWS a space in a key (instance
+        // tags in metadata), on GCE `Team` colliding with the default tag `team`.
+        (
+            "tag the cloud refuses",
+            "tags = { \"Team\" = \"x\", \"my team\" = \"y\" }",
+            &["Invalid tags"],
+        ),
     ];
     for (label, line, expected) in cases {
         let key = line.split('=').next().unwrap_or_default().trim();
@@ -397,3 +404,4 @@ macro_rules! suite {
 }
 
 suite!(aws, support::clouds::Aws::new());
+suite!(gcp, support::clouds::Gcp::new());

@@ -6,7 +6,10 @@ pub mod retry;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -153,6 +156,15 @@ pub trait Cloud: Send + Sync {
     ///
     /// Behavior: never makes a call; None when nothing is configured.
     fn default_region(&self) -> Option<String>;
+
+    /// Check the final tags (provider defaults merged with the resource's)
+    /// against this cloud's rules, at plan time and without any call.
+    ///
+    /// Behavior: `Err((key, sentence))` for the first tag the cloud would refuse
+    /// or mangle beyond recognition; the default accepts everything.
+    fn check_tags(&self, _tags: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+        Ok(())
+    }
 
     /// Resolve an image alias (`pytorch`, `tensorflow`, `cuda`, `ubuntu`) or a raw
     /// image id to a concrete image in `region`.

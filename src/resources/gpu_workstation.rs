@@ -523,10 +523,11 @@ pub async fn plan(
         match b.default_region() {
             Some(r) => Some(r),
             None => {
-                err(&mut diags, "region", "No region", format!(
-                    "set region on the resource, or a default region for {} in the provider block (aws {{ region = \"us-east-1\" }}) or the environment (AWS_REGION).",
-                    cloud.map(|c| c.as_str()).unwrap_or("the cloud")
-                ));
+                err(&mut diags, "region", "No region", match cloud {
+                    Some(CloudKind::Gcp) => "set region on the resource, or a default for Google Cloud in the provider block (gcp { region = \"us-central1\" }) or GOOGLE_REGION.".to_string(),
+                    Some(CloudKind::Azure) => "set region on the resource, or azure { location = \"eastus\" } in the provider block.".to_string(),
+                    _ => "set region on the resource, or a default for AWS in the provider block (aws { region = \"us-east-1\" }) or AWS_REGION.".to_string(),
+                });
                 return plan_error(diags);
             }
         }
@@ -620,6 +621,22 @@ pub async fn plan(
         }
     }
 
+    // Tags: the provider's default tags under the resource's own.
+    if config.attr("tags").is_known_fully() {
+        let mut all = clients.default_tags.clone();
+        all.extend(map_of_strings(config.attr("tags")));
+        if let Some(Err((key, msg))) = backend.as_ref().map(|b| b.check_tags(&all)) {
+            diags.push(
+                Diagnostic::error("Invalid tags", msg)
+                    .at(vec![PathStep::Attr("tags".into()), PathStep::Key(key)]),
+            );
+            return plan_error(diags);
+        }
+        put(&mut planned, "tags_all", string_map(&all));
+    } else {
+        put(&mut planned, "tags_all", Value::Unknown);
+    }
+
     // Image: keep what the machine runs unless `image` itself changed; resolve
     // aliases to the newest image only for new machines (a new DLAMI release
     // must not replace running workstations).
@@ -660,15 +677,6 @@ pub async fn plan(
     } else {
         put(&mut planned, "image_id", Value::Unknown);
         put(&mut planned, "ssh_user", Value::Unknown);
-    }
-
-    // Tags: the provider's default tags under the resource's own.
-    if config.attr("tags").is_known_fully() {
-        let mut all = clients.default_tags.clone();
-        all.extend(map_of_strings(config.attr("tags")));
-        put(&mut planned, "tags_all", string_map(&all));
-    } else {
-        put(&mut planned, "tags_all", Value::Unknown);
     }
 
     let running = planned.get("running").and_then(Value::as_bool);
@@ -790,7 +798,13 @@ pub async fn plan(
         {
             put(&mut planned, "data_disk_id", Value::Unknown);
         }
-        if prior.attr("firewall_id").is_null() {
+        // A firewall that vanished out of band is made anew (GCE has none at all
+        // while there are no sources to allow).
+        let wants_firewall = planned
+            .get("allowed_cidrs")
+            .and_then(Value::as_list)
+            .is_none_or(|l| !l.is_empty());
+        if prior.attr("firewall_id").is_null() && wants_firewall {
             put(&mut planned, "firewall_id", Value::Unknown);
         }
         let ports: Option<Vec<u16>> = planned.get("ports").and_then(Value::as_list).map(|l| {
@@ -1032,11 +1046,12 @@ fn state_from(
         "allowed_cidrs",
         same_set_or_observed(base.attr("allowed_cidrs"), cidr_strings(&obs.allowed_cidrs)),
     );
-    put(
-        &mut m,
-        "ports",
-        same_set_or_observed(base.attr("ports"), port_values(&obs.ports)),
-    );
+    // Without sources there are no rules to read ports from: keep what was set.
+    let ports = match base.attr("ports") {
+        known @ Value::List(_) if obs.allowed_cidrs.is_empty() => known.clone(),
+        prior => same_set_or_observed(prior, port_values(&obs.ports)),
+    };
+    put(&mut m, "ports", ports);
     put(
         &mut m,
         "subnet_id",
@@ -1088,7 +1103,13 @@ fn state_from(
             put(&mut m, "hourly_cost_usd", money(price));
         }
     }
-    let ports: Vec<u16> = obs.ports.clone();
+    let ports: Vec<u16> = m
+        .get("ports")
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|v| v.as_i64().and_then(|p| u16::try_from(p).ok()))
+        .collect();
     let ssh_user = m
         .get("ssh_user")
         .and_then(|v| v.as_str())

@@ -229,3 +229,177 @@ provider "aienv" {{
         self.proxy.calls("CreateSecurityGroup")
     }
 }
+
+/// Google Cloud: our fake Compute Engine server (in-process) and a workspace.
+pub struct Gcp {
+    pub fake: aienv_fakes::gce::FakeGce,
+    pub ws: Workspace,
+}
+
+pub const GCP_PROJECT: &str = "aienv-test";
+
+impl Gcp {
+    pub fn new() -> Gcp {
+        Gcp {
+            fake: aienv_fakes::gce::FakeGce::start_blocking(),
+            ws: Workspace::new(Path::new(PROVIDER_BIN)),
+        }
+    }
+
+    fn instance_of(&self, values: &Value) -> Value {
+        self.fake.instance(s(values, "name")).unwrap_or(Value::Null)
+    }
+
+    fn our_firewalls(&self, values: &Value) -> Vec<String> {
+        let prefix = format!("aienv-{}", s(values, "name"));
+        self.fake
+            .firewalls()
+            .iter()
+            .filter_map(|f| f.get("name").and_then(Value::as_str).map(str::to_string))
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+}
+
+fn last_segment(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| s.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl CloudUnderTest for Gcp {
+    fn ws(&self) -> &Workspace {
+        &self.ws
+    }
+
+    fn provider_block(&self) -> String {
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    aienv = {{ source = "aienv/aienv" }}
+  }}
+}}
+
+provider "aienv" {{
+  default_cloud = "gcp"
+  default_tags  = {{ team = "ml" }}
+  gcp {{
+    project  = "{GCP_PROJECT}"
+    region   = "us-central1"
+    endpoint = "{}"
+  }}
+}}
+"#,
+            self.fake.endpoint()
+        )
+    }
+
+    fn t4_type(&self) -> &'static str {
+        "n1-standard-4"
+    }
+    fn t4_cost(&self) -> f64 {
+        0.54
+    }
+    fn t4_spot_cost(&self) -> f64 {
+        0.22723
+    }
+    fn bigger_t4_type(&self) -> &'static str {
+        "n1-standard-8"
+    }
+    fn id_prefix(&self) -> &'static str {
+        "gcp/aienv-test/us-central1-"
+    }
+
+    fn leftovers(&self) -> String {
+        if self.fake.is_empty() {
+            return String::new();
+        }
+        let names = |items: Vec<Value>| -> Vec<String> {
+            items
+                .iter()
+                .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        };
+        format!(
+            "instances {:?}, disks {:?}, firewalls {:?}",
+            names(self.fake.instances()),
+            names(self.fake.disks()),
+            names(self.fake.firewalls())
+        )
+    }
+
+    fn api_calls(&self) -> usize {
+        self.fake.requests().len()
+    }
+
+    fn machine_state(&self, values: &Value) -> String {
+        match self
+            .instance_of(values)
+            .get("status")
+            .and_then(Value::as_str)
+        {
+            Some("RUNNING") => "running".into(),
+            Some("TERMINATED") | Some("STOPPED") => "stopped".into(),
+            Some(other) => other.to_ascii_lowercase(),
+            None => "gone".into(),
+        }
+    }
+
+    fn machine_type(&self, values: &Value) -> String {
+        last_segment(&self.instance_of(values)["machineType"])
+    }
+
+    fn machine_is_spot(&self, values: &Value) -> bool {
+        let i = self.instance_of(values);
+        i["scheduling"]["provisioningModel"] == "SPOT"
+            && i["scheduling"]["instanceTerminationAction"] == "STOP"
+    }
+
+    fn terminate_out_of_band(&self, values: &Value) {
+        assert!(self.fake.delete_instance_out_of_band(s(values, "name")));
+    }
+
+    fn revoke_ingress_out_of_band(&self, values: &Value) {
+        let rules = self.our_firewalls(values);
+        assert!(!rules.is_empty(), "no firewall rule to revoke");
+        for r in rules {
+            self.fake.delete_firewall_out_of_band(&r);
+        }
+    }
+
+    fn set_tag_out_of_band(&self, values: &Value, key: &str, value: &str) {
+        let inst = self.instance_of(values);
+        let mut labels: Vec<(String, String)> = inst["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .filter(|(k, _)| k != key)
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.push((key.to_string(), value.to_string()));
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert!(self
+            .fake
+            .set_instance_labels_out_of_band(s(values, "name"), &pairs));
+    }
+
+    fn fail_next_machine_create(&self) -> &'static str {
+        self.fake.fail_next_operation(
+            "instances.insert",
+            "ZONE_RESOURCE_POOL_EXHAUSTED",
+            "The zone 'projects/aienv-test/zones/us-central1-a' does not have enough resources available to fulfill the request. Try a different zone, or try again later.",
+        );
+        "ZONE_RESOURCE_POOL_EXHAUSTED"
+    }
+
+    fn firewall_creates(&self) -> usize {
+        self.fake.calls("firewalls.insert")
+    }
+}

@@ -83,7 +83,9 @@ impl Workspace {
         let installed = ws.plugin_binary_path();
         let package_dir = installed.parent().expect("plugin package dir");
         std::fs::create_dir_all(package_dir).expect("create the plugin dir");
-        if std::os::unix::fs::symlink(&ws.provider_bin, &installed).is_err() {
+        // A link or copy, not a symlink: a rebuild of the binary during a test
+        // (another cargo run) must not change the plugin under terraform's lock file.
+        if std::fs::hard_link(&ws.provider_bin, &installed).is_err() {
             std::fs::copy(&ws.provider_bin, &installed).expect("copy the provider binary");
         }
 

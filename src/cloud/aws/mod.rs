@@ -157,6 +157,30 @@ impl Cloud for AwsCloud {
         self.sdk.region().map(|r| r.as_ref().to_owned())
     }
 
+    /// Instance tags are readable from instance metadata (the idle watcher needs
+    /// that), and then EC2 refuses keys outside this alphabet at launch.
+    fn check_tags(
+        &self,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), (String, String)> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "+-=.,_:@".contains(c);
+        for key in tags.keys() {
+            if !key.chars().all(allowed) {
+                return Err((key.clone(), format!(
+                    "tag key {key:?} is not allowed on AWS: with instance tags in instance metadata, keys may only \
+                     contain letters, digits and + - = . , _ : @ (no spaces or /)."
+                )));
+            }
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return Err((
+                    key.clone(),
+                    format!("tag key {key:?} is not allowed: the aws: prefix is reserved by AWS."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn resolve_image(&self, region: &str, image: &str) -> Result<ResolvedImage, CloudError> {
         let ec2 = self.ec2(region)?;
         images::resolve_image(&ec2, image, &CancellationToken::new()).await
