@@ -9,4 +9,4 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # Acceptance tests start one moto server and one terraform per test; two at a
 # time fits a 2-core machine.
-cargo test --locked --workspace -- --test-threads=2
+cargo test --locked --workspace --no-fail-fast -- --test-threads=2

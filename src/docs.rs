@@ -36,18 +36,19 @@ cloud-neutral description: `gpu = \"A100-80GB:8\"` means the same on every cloud
 instance type and the hourly cost it resolves to, from a GPU catalog built into the provider. Invalid input \
 fails at plan with an error on the attribute at fault, and a create that fails half-way deletes what it \
 made (or, when that fails too, records it in the state for `terraform destroy`). \
-This release creates workstations on AWS (EC2); Google Cloud and Azure come next.";
+This release creates workstations on AWS (EC2) and Google Cloud (Compute Engine), from the same \
+configuration apart from `cloud`; Azure comes next.";
 
 /// How-to sections of the provider page that the schema cannot say: where
-/// credentials come from and how the provider fits next to hashicorp/aws.
+/// credentials come from and how the provider fits next to hashicorp/aws and
+/// hashicorp/google.
 const PROVIDER_GUIDE: &str = r#"## Authentication
 
 The provider block can stay empty: every setting falls back to the environment
-variables and files the official providers use, so one configuration runs on a
-laptop, in CI and in Terraform Cloud.
+variables and files the official providers (`hashicorp/aws`, `hashicorp/google`)
+use, so one configuration runs on a laptop, in CI and in Terraform Cloud.
 
-**AWS** (the only cloud with resources in this release). Credentials come from the
-AWS SDK's default chain, first match wins:
+**AWS**. Credentials come from the AWS SDK's default chain, first match wins:
 
 1. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (plus `AWS_SESSION_TOKEN` for
    temporary credentials);
@@ -67,10 +68,63 @@ export AWS_REGION=us-east-1
 terraform plan
 ```
 
-**Google Cloud** and **Azure**: the `gcp` and `azure` blocks are accepted (their
-descriptions below name the `GOOGLE_*` and `ARM_*` variables they will fall back to)
-so configurations can be written now, but this release creates workstations on AWS
-only: `cloud = "gcp"` or `cloud = "azure"` fails at plan with an error on `cloud`.
+**Google Cloud**. Credentials, first match wins:
+
+1. `gcp { credentials = "..." }`, else `GOOGLE_CREDENTIALS`, else
+   `GOOGLE_CLOUD_KEYFILE_JSON` or `GCLOUD_KEYFILE_JSON`: a service account key,
+   either the JSON itself or the path of the key file. Files of type
+   `authorized_user`, `external_account` (workload identity federation) and
+   `impersonated_service_account` are accepted too;
+2. Application Default Credentials: the file named by
+   `GOOGLE_APPLICATION_CREDENTIALS`, else the one
+   `gcloud auth application-default login` writes, else the metadata server (on
+   Compute Engine, GKE with Workload Identity, Cloud Build, Cloud Run).
+
+Google credentials are read on the first Compute Engine call, so a configuration
+whose workstations all run on AWS needs none.
+
+The project is `gcp { project = "..." }`, else `GOOGLE_PROJECT`,
+`GOOGLE_CLOUD_PROJECT`, `GCLOUD_PROJECT` or `CLOUDSDK_CORE_PROJECT`, else the
+`project_id` of the key from step 1 (Application Default Credentials do not
+supply one). The default region is `gcp { region = "..." }`, else
+`GOOGLE_REGION`, `GCLOUD_REGION` or `CLOUDSDK_COMPUTE_REGION`, else the region of
+the default zone; a resource's own `region` wins. The default zone is
+`gcp { zone = "..." }`, else `GOOGLE_ZONE`, `GCLOUD_ZONE` or
+`CLOUDSDK_COMPUTE_ZONE`. A workstation without its own `zone` goes into the
+default zone when that zone is in its region and offers its machine type (and,
+for N1 machines, its GPU); otherwise into the first zone of the region, by name,
+that does.
+
+```shell
+export GOOGLE_PROJECT=my-ml-project
+export GOOGLE_REGION=us-central1
+gcloud auth application-default login
+terraform plan
+```
+
+The account needs the Compute Engine API enabled in the project and these
+permissions: `compute.instances.create`, `.get`, `.list`, `.delete`, `.start`,
+`.stop`, `.resume`, `.setMachineType`, `.setMachineResources`, `.setLabels`,
+`.setMetadata`, `.setTags`, `.attachDisk`; `compute.disks.create`, `.get`,
+`.delete`, `.resize`, `.use`; `compute.firewalls.create`, `.get`, `.update`,
+`.delete` with `compute.networks.updatePolicy`; `compute.subnetworks.get`,
+`.use`, `.useExternalIp`; `compute.machineTypes.get`, `compute.acceleratorTypes.get`,
+`compute.zones.list`, `compute.zoneOperations.get`, `compute.globalOperations.get`;
+and `compute.images.get`, `.getFromFamily`, `.useReadOnly` on the image (Google's
+public image projects grant those to every account). The predefined roles
+`roles/compute.instanceAdmin.v1` and `roles/compute.securityAdmin` (for the
+firewall rules) together include them.
+
+`gcp { endpoint = "..." }`, else `GOOGLE_COMPUTE_CUSTOM_ENDPOINT`, replaces the
+Compute Engine API root, e.g. `http://127.0.0.1:8089` for an emulator (requests go
+to `<endpoint>/compute/v1/projects/...`). With a plain `http://` endpoint and no
+credentials configured, requests carry no credentials: a Google token never
+travels in clear text.
+
+**Azure**: the `azure` block is accepted (its description below names the `ARM_*`
+variables it will fall back to) so configurations can be written now, but this
+release has no Azure backend: `cloud = "azure"` fails at plan with an error on
+`cloud`.
 
 Keep secrets out of `.tf` files: `gcp.credentials` and `azure.client_secret` are
 marked sensitive, but environment variables keep them out of version control.
@@ -79,15 +133,31 @@ marked sensitive, but environment variables keep them out of version control.
 
 Set the same variables as **Environment Variables** of the workspace, and mark the
 secret ones *Sensitive*: for example `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-`AWS_REGION`, or `AWS_ROLE_ARN` with a token file for web identity. Terraform
-Cloud's *dynamic provider credentials* are implemented inside `hashicorp/aws`
-and are not supported by this provider yet.
+`AWS_REGION`, or `AWS_ROLE_ARN` with a token file for web identity; for Google
+Cloud, `GOOGLE_CREDENTIALS` (the key file's JSON on one line, e.g. the output of
+`jq -c . key.json`), `GOOGLE_PROJECT` and `GOOGLE_REGION`. Terraform Cloud's
+*dynamic provider credentials* are implemented inside `hashicorp/aws` and
+`hashicorp/google` and are not supported by this provider yet.
 
 ## Default tags
 
 `default_tags` are merged under every resource's own `tags` (the resource's value
-wins for the same key) and applied to what the resource creates: the instance, its
-disks, its security group and its key pair. `tags_all` shows the merged result.
+wins for the same key) and applied to what the resource creates. `tags_all` shows
+the merged result.
+
+- On AWS they are tags of the instance, its disks, its security group and its key
+  pair. Tag keys may only contain letters, digits and `+ - = . , _ : @` (the
+  instance's tags are readable in its instance metadata, which allows no other
+  characters) and must not start with `aws:`; other keys fail at plan.
+- On Google Cloud they are labels of the instance and its disks (firewall rules
+  have no labels). Labels allow only lowercase letters, digits, `_` and `-`, at
+  most 63 characters, and keys must start with a letter, so tags are converted:
+  `"Cost Center" = "ML Platform"` becomes the label `cost_center = "ml_platform"`,
+  and a key that does not start with a letter (or starts with `goog`) gets the
+  prefix `t_`. The tags as written are kept in the instance metadata item
+  `aienv-tags`, so plans show them unchanged. Two tags that would become the same
+  label key (`Team` and `team`) fail at plan.
+
 Keys starting with `aienv-` are reserved for the provider's bookkeeping
 (`aienv-name`, `aienv-gpu`, ...), which is how `terraform import` and the cleanup
 after a failed create find a workstation's objects.
@@ -116,15 +186,55 @@ network around it can come from `hashicorp/aws`:
   EFS file system or a database: `referenced_security_group_id =
   aienv_gpu_workstation.dev.firewall_id` in an `aws_vpc_security_group_ingress_rule`
   (`source_security_group_id` in an `aws_security_group_rule`).
-- Do **not** attach ingress rules to `firewall_id` itself: the provider owns that
-  group's ingress (every port in `ports` from every block in `allowed_cidrs`). A rule
-  it did not create shows up as a difference in the next plan and is removed by the
-  next update of the workstation. Open ports and address ranges with `ports` and
-  `allowed_cidrs` instead.
+- **Rules on that group**: the ingress rules for `ports` from `allowed_cidrs` are
+  the provider's and carry the description `managed by aienv`. Rules others add to
+  the group (an `aws_vpc_security_group_ingress_rule` with `security_group_id =
+  aienv_gpu_workstation.dev.firewall_id`) are left alone: they are neither shown
+  as a difference nor removed. Open the workstation's own ports with `ports` and
+  `allowed_cidrs`.
 
 `examples/with-hashicorp-aws` in the provider's repository is a complete
 configuration: a VPC and subnet from `hashicorp/aws`, a workstation in it, and an
 EFS file system that only the workstation can mount.
+
+## Using it with the hashicorp/google provider
+
+`aienv` creates the instance, its boot and data disks and its firewall rules; the
+network around it can come from `hashicorp/google`:
+
+- **Your own subnetwork**: pass `subnet_id = google_compute_subnetwork.gpu.id`
+  (`projects/P/regions/R/subnetworks/S`) or `google_compute_subnetwork.gpu.self_link`;
+  both name the same subnetwork, and the spelling you wrote is the one kept. The
+  subnetwork must be in the workstation's region, and the workstation's firewall
+  rules are created in its network. Without `subnet_id` the machine goes into the
+  project's `default` network.
+- **The workstation's firewall rules**: Compute Engine rules select instances by
+  network tag. The workstation carries the tag `aienv-<name>`, and its rules are
+  `aienv-<name>` (IPv4 ranges) and `aienv-<name>-v6` (IPv6 ranges), allowing TCP
+  `ports` from `allowed_cidrs` and described as `managed by aienv`. `firewall_id`
+  is the path of the first of them, `projects/P/global/firewalls/aienv-<name>`, the
+  form `google_compute_firewall` uses as id. With an empty `allowed_cidrs` there is
+  no rule at all (a rule without source ranges would admit everyone) and
+  `firewall_id` is null.
+- **More access by network tag**: a `google_compute_firewall` with `target_tags =
+  ["aienv-${aienv_gpu_workstation.dev.name}"]` opens more to the workstation (for
+  example SSH through Identity-Aware Proxy from `35.235.240.0/20`); `source_tags`
+  with the same tag lets the workstation reach other instances of the network. The
+  provider never touches rules with other names, and refuses to take over a rule
+  named like its own that it did not create.
+- **Ids**: `instance_id` (`projects/P/zones/Z/instances/N`) and `data_disk_id`
+  (`projects/P/zones/Z/disks/N-data`) have the form `hashicorp/google` uses for
+  `google_compute_instance` and `google_compute_disk` ids.
+- **Labels and metadata**: set labels with `tags`; labels other tools put on the
+  instance show as a difference and are removed by the next update, except the
+  `goog-*` labels Google sets itself. The provider writes `startup-script` and
+  `ssh-keys` at create and afterwards changes only its own `aienv-*` metadata
+  items; other items, such as SSH keys added with `gcloud compute ssh`, are kept.
+
+`examples/with-hashicorp-google` in the provider's repository is a complete
+configuration: a VPC network and subnetwork from `hashicorp/google`, a workstation
+in it, a firewall rule for SSH through Identity-Aware Proxy by network tag, and a
+Filestore share that only the workstation can mount.
 "#;
 
 /// The provider page, `docs/index.md`.

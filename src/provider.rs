@@ -109,13 +109,13 @@ environment variables the official providers read, so Terraform Cloud workspace 
                     nesting: Nesting::Single,
                     max_items: 1,
                     block: Block {
-                        description: "Google Cloud settings (resources on Google Cloud arrive in a later release).".into(),
+                        description: "Google Cloud settings. Credentials: `credentials`, else `GOOGLE_CREDENTIALS`, else Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud, the metadata server); with a plain-http `endpoint` (an emulator) calls are anonymous.".into(),
                         attributes: vec![
-                            opt_str("project", "Project id. Falls back to `GOOGLE_PROJECT`."),
-                            opt_str("region", "Default region. Falls back to `GOOGLE_REGION`."),
-                            opt_str("zone", "Default zone. Falls back to `GOOGLE_ZONE`."),
+                            opt_str("project", "Project id. Falls back to `GOOGLE_PROJECT`, `GOOGLE_CLOUD_PROJECT`, `GCLOUD_PROJECT`, `CLOUDSDK_CORE_PROJECT`, then the key's `project_id`."),
+                            opt_str("region", "Default region. Falls back to `GOOGLE_REGION`, `GCLOUD_REGION`, `CLOUDSDK_COMPUTE_REGION`, then the region of `zone`."),
+                            opt_str("zone", "Default zone. Falls back to `GOOGLE_ZONE`, `GCLOUD_ZONE`, `CLOUDSDK_COMPUTE_ZONE`."),
                             opt_str("credentials", "Service account key JSON (contents or path). Falls back to `GOOGLE_CREDENTIALS`, `GOOGLE_APPLICATION_CREDENTIALS`, then Application Default Credentials.").sensitive(),
-                            opt_str("endpoint", "Compute Engine API endpoint (emulators)."),
+                            opt_str("endpoint", "Compute Engine API root (emulators, private endpoints), with or without `/compute/v1/`. Falls back to `GOOGLE_COMPUTE_CUSTOM_ENDPOINT`."),
                         ],
                         blocks: vec![],
                     },
@@ -125,7 +125,7 @@ environment variables the official providers read, so Terraform Cloud workspace 
                     nesting: Nesting::Single,
                     max_items: 1,
                     block: Block {
-                        description: "Azure settings (resources on Azure arrive in a later release).".into(),
+                        description: "Azure settings (accepted now; workstations on Azure arrive in a later release).".into(),
                         attributes: vec![
                             opt_str("subscription_id", "Subscription id. Falls back to `ARM_SUBSCRIPTION_ID`."),
                             opt_str("tenant_id", "Tenant id. Falls back to `ARM_TENANT_ID`."),

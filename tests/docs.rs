@@ -199,10 +199,40 @@ fn workstation_page_states_defaults_and_replacements() {
         "Defaults to `pytorch`. Changing this forces a new resource.",
         "- `firewall_id` (String) ",
         "terraform import aienv_gpu_workstation.dev aws/us-east-1/i-0123456789abcdef0",
+        "terraform import aienv_gpu_workstation.dev gcp/my-project/us-central1-a/dev-box",
     ] {
         assert!(page.contains(line), "missing {line:?} in\n{page}");
     }
     // Section order: Required, Optional, Read-Only.
     let at = |s: &str| page.find(s).unwrap_or(usize::MAX);
     assert!(at("### Required") < at("### Optional") && at("### Optional") < at("### Read-Only"));
+}
+
+/// The provider page explains every cloud that has a backend: where its
+/// credentials come from and how it fits next to that cloud's official provider.
+#[test]
+fn provider_page_covers_aws_and_google_cloud() {
+    let pages = rendered_pages();
+    let (_, page) = pages
+        .iter()
+        .find(|(rel, _)| rel == "docs/index.md")
+        .unwrap_or_else(|| panic!("no provider page"));
+    for needle in [
+        "**AWS**",
+        "AWS_PROFILE",
+        "## Using it with the hashicorp/aws provider",
+        "**Google Cloud**",
+        "GOOGLE_CREDENTIALS",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_PROJECT",
+        "## Using it with the hashicorp/google provider",
+        "google_compute_subnetwork",
+        "  gcp {\n",
+    ] {
+        assert!(page.contains(needle), "missing {needle:?} in\n{page}");
+    }
+    assert!(
+        !page.contains("creates workstations on AWS (EC2);"),
+        "the provider page still says AWS only:\n{page}"
+    );
 }

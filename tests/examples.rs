@@ -17,10 +17,16 @@ const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-aienv");
 
 /// Example directories that need providers other than aienv, which `terraform init`
 /// cannot install offline. They are still checked by `terraform fmt`.
-const NOT_VALIDATED_OFFLINE: &[(&str, &str)] = &[(
-    "with-hashicorp-aws",
-    "needs registry.terraform.io/hashicorp/aws",
-)];
+const NOT_VALIDATED_OFFLINE: &[(&str, &str)] = &[
+    (
+        "with-hashicorp-aws",
+        "needs registry.terraform.io/hashicorp/aws",
+    ),
+    (
+        "with-hashicorp-google",
+        "needs registry.terraform.io/hashicorp/google",
+    ),
+];
 
 /// Directories that must be among the validated ones: the Registry examples the
 /// docs are generated from, and the quickstart the demo applies.

@@ -1,5 +1,6 @@
 # A GPU workstation for development: one T4, PyTorch image, SSH/Jupyter/TensorBoard
-# reachable only from your own address.
+# reachable only from your own address. The same configuration runs on AWS or
+# Google Cloud: choose with `-var cloud=gcp`.
 
 terraform {
   required_providers {
@@ -9,10 +10,28 @@ terraform {
   }
 }
 
+variable "cloud" {
+  description = "Where the workstation runs: aws or gcp."
+  type        = string
+  default     = "aws"
+}
+
 variable "aws_endpoint" {
   description = "EC2 endpoint override (the demo points it at a local emulator); null for real AWS."
   type        = string
   default     = null
+}
+
+variable "gcp_endpoint" {
+  description = "Compute Engine endpoint override (the demo points it at a local fake); null for real Google Cloud."
+  type        = string
+  default     = null
+}
+
+variable "gcp_project" {
+  description = "Google Cloud project for the workstation."
+  type        = string
+  default     = "my-ml-project"
 }
 
 variable "my_cidr" {
@@ -22,10 +41,18 @@ variable "my_cidr" {
 }
 
 provider "aienv" {
-  default_tags = { team = "ml" }
+  default_cloud = var.cloud
+  default_tags  = { team = "ml" }
+
   aws {
     region   = "us-east-1"
     endpoint = var.aws_endpoint
+  }
+
+  gcp {
+    project  = var.gcp_project
+    region   = "us-central1"
+    endpoint = var.gcp_endpoint
   }
 }
 

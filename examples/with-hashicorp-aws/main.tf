@@ -3,9 +3,10 @@
 # system for datasets that only the workstation may mount (a rule that uses the
 # workstation's firewall_id as its source).
 #
-# Rules on the workstation's own security group belong to aienv: open ports and
-# address ranges with `ports` and `allowed_cidrs`, not with extra rules on
-# firewall_id.
+# aienv manages the ingress rules for `ports` from `allowed_cidrs` on the
+# workstation's own security group (described "managed by aienv"). Rules others
+# add to that group are left alone, but open the workstation's own ports and
+# address ranges with `ports` and `allowed_cidrs`.
 
 terraform {
   required_providers {

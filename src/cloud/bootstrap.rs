@@ -101,9 +101,14 @@ systemctl daemon-reload && systemctl enable --now aienv-idle.timer
         while user.contains(&delim) {
             delim.push('_');
         }
+        // Some clouds run the boot script on every start (GCE's startup-script):
+        // the user's script runs once, like user data on EC2.
         script.push_str(&format!(
-            "cat > /opt/aienv/user-data <<'{delim}'\n{user}\n{delim}\nchmod 0755 /opt/aienv/user-data\n\
-if head -c 2 /opt/aienv/user-data | grep -q '#!'; then /opt/aienv/user-data; else /bin/bash /opt/aienv/user-data; fi\n"
+            "if [ ! -e /var/lib/aienv/user-data.done ]; then\n\
+cat > /opt/aienv/user-data <<'{delim}'\n{user}\n{delim}\nchmod 0755 /opt/aienv/user-data\n\
+install -d -m 0755 /var/lib/aienv && touch /var/lib/aienv/user-data.done\n\
+if head -c 2 /opt/aienv/user-data | grep -q '#!'; then /opt/aienv/user-data; else /bin/bash /opt/aienv/user-data; fi\n\
+fi\n"
         ));
     }
     script
@@ -130,5 +135,9 @@ mod tests {
         let user_at = s.find("echo hi").unwrap_or(0);
         assert!(watcher < user_at);
         assert!(s.contains("<<'AIENV_USER_DATA_'"));
+        assert!(
+            s.contains("/var/lib/aienv/user-data.done"),
+            "runs once even where the script runs at every boot"
+        );
     }
 }

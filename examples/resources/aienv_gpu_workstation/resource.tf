@@ -30,6 +30,16 @@ resource "aienv_gpu_workstation" "training" {
   ports         = [22]
 }
 
+# The same kind of machine on Google Cloud: an N1 machine with an attached T4,
+# the Deep Learning VM PyTorch image, and firewall rules for the default ports.
+resource "aienv_gpu_workstation" "gcp" {
+  name          = "dev-box-gcp"
+  cloud         = "gcp"
+  region        = "us-central1"
+  gpu           = "T4"
+  allowed_cidrs = ["203.0.113.7/32"]
+}
+
 output "ssh" {
   value = aienv_gpu_workstation.dev.ssh_command
 }

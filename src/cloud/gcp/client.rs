@@ -121,7 +121,9 @@ GOOGLE_PROJECT",
                     )
                 })?,
         };
-        let endpoint = cfg.endpoint.clone();
+        // hashicorp/google's GOOGLE_COMPUTE_CUSTOM_ENDPOINT includes the
+        // `/compute/v1/` path the client adds itself.
+        let endpoint = cfg.endpoint.as_deref().map(api_root);
         tracing::debug!(project = %project, endpoint = ?endpoint, "building Compute Engine clients");
         Ok(Gce {
             instances: build_client!(Instances, creds, endpoint.clone()),
@@ -390,5 +392,26 @@ mod tests {
         };
         let gce = Gce::connect(&cfg, RetryPolicy::default()).await;
         assert!(gce.is_ok(), "{:?}", gce.err());
+    }
+}
+
+/// The API root for an endpoint given with or without the `/compute/v1/` path.
+pub(crate) fn api_root(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    e.strip_suffix("/compute/v1").unwrap_or(e).to_string()
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::api_root;
+
+    #[test]
+    fn compute_v1_suffix_is_dropped() {
+        assert_eq!(
+            api_root("https://compute.googleapis.com/compute/v1/"),
+            "https://compute.googleapis.com"
+        );
+        assert_eq!(api_root("http://127.0.0.1:8089"), "http://127.0.0.1:8089");
+        assert_eq!(api_root("http://127.0.0.1:8089/"), "http://127.0.0.1:8089");
     }
 }

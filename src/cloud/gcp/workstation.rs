@@ -142,8 +142,15 @@ fn data_disk_name(workstation: &str) -> String {
     format!("{workstation}-data")
 }
 
-fn disk_type(project: &str, zone: &str) -> String {
-    format!("projects/{project}/zones/{zone}/diskTypes/pd-balanced")
+/// Persistent Disk for most shapes; A3 Ultra (H200) and A4 (B200) machines
+/// attach only Hyperdisk.
+fn disk_type(project: &str, zone: &str, machine_type: &str) -> String {
+    let kind = if machine_type.starts_with("a3-ultragpu") || machine_type.starts_with("a4-") {
+        "hyperdisk-balanced"
+    } else {
+        "pd-balanced"
+    };
+    format!("projects/{project}/zones/{zone}/diskTypes/{kind}")
 }
 
 fn machine_type_path(zone: &str, machine_type: &str) -> String {
@@ -340,7 +347,7 @@ pub(crate) fn instance_body(
     let mut boot_params = AttachedDiskInitializeParams::new();
     boot_params.source_image = Some(spec.image_id.clone());
     boot_params.disk_size_gb = Some(to_i64_gb(spec.root_disk_gb));
-    boot_params.disk_type = Some(disk_type(project, zone));
+    boot_params.disk_type = Some(disk_type(project, zone, &spec.instance_type));
     boot_params.labels = part_labels(&spec.name, &spec.tags, KIND_DISK)?;
     let mut boot = AttachedDisk::new();
     boot.boot = Some(true);
@@ -771,7 +778,7 @@ fn data_disk_body(project: &str, zone: &str, spec: &WorkstationSpec) -> Result<D
     let mut d = Disk::new();
     d.name = Some(data_disk_name(&spec.name));
     d.size_gb = Some(to_i64_gb(spec.data_disk_gb));
-    d.r#type = Some(disk_type(project, zone));
+    d.r#type = Some(disk_type(project, zone, &spec.instance_type));
     d.labels = part_labels(&spec.name, &spec.tags, KIND_DISK)?;
     Ok(d)
 }
@@ -1679,6 +1686,13 @@ mod tests {
 
     fn items(inst: &Instance) -> BTreeMap<String, String> {
         metadata_pairs(inst).into_iter().collect()
+    }
+
+    #[test]
+    fn hyperdisk_only_shapes_get_hyperdisk() {
+        assert!(disk_type("p", "z", "a4-highgpu-8g").ends_with("/hyperdisk-balanced"));
+        assert!(disk_type("p", "z", "a3-ultragpu-8g").ends_with("/hyperdisk-balanced"));
+        assert!(disk_type("p", "z", "n1-standard-4").ends_with("/pd-balanced"));
     }
 
     #[test]
