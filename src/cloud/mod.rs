@@ -221,3 +221,60 @@ pub trait Cloud: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<(), CloudError>;
 }
+
+/// Refuse, before any call, an update only a replacement can make. The plan
+/// already turns these into replacements; this guards every backend against a
+/// wrong call. `same_id` compares two spellings of one cloud id (a Google Cloud
+/// self-link and its relative path name the same image or subnetwork).
+pub fn check_in_place(
+    current: &ObservedWorkstation,
+    desired: &WorkstationSpec,
+    same_id: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), CloudError> {
+    let refuse = |what: String| {
+        Err(CloudError::new(
+            ErrorKind::InvalidInput,
+            "update workstation",
+            format!("{what} cannot be changed in place; the workstation must be replaced"),
+        ))
+    };
+    if desired.region != current.region {
+        return refuse(format!("region ({} → {})", current.region, desired.region));
+    }
+    if desired.spot != current.spot {
+        return refuse("spot".to_string());
+    }
+    if !same_id(&desired.image_id, &current.image_id) {
+        return refuse(format!(
+            "image ({} → {})",
+            current.image_id, desired.image_id
+        ));
+    }
+    if let Some(zone) = desired
+        .zone
+        .as_deref()
+        .filter(|z| !z.is_empty() && *z != current.zone)
+    {
+        return refuse(format!("zone ({} → {zone})", current.zone));
+    }
+    if let Some(subnet) = desired
+        .subnet_id
+        .as_deref()
+        .filter(|s| !s.is_empty() && !current.subnet_id.as_deref().is_some_and(|c| same_id(c, s)))
+    {
+        return refuse(format!("subnet ({:?} → {subnet})", current.subnet_id));
+    }
+    if desired.root_disk_gb < current.root_disk_gb {
+        return refuse(format!(
+            "root disk shrink ({} → {} GB)",
+            current.root_disk_gb, desired.root_disk_gb
+        ));
+    }
+    if desired.data_disk_gb < current.data_disk_gb {
+        return refuse(format!(
+            "data disk shrink or removal ({} → {} GB)",
+            current.data_disk_gb, desired.data_disk_gb
+        ));
+    }
+    Ok(())
+}

@@ -297,48 +297,7 @@ pub(crate) fn check_in_place(
     current: &ObservedWorkstation,
     desired: &WorkstationSpec,
 ) -> Result<(), CloudError> {
-    let refuse = |what: String| {
-        Err(CloudError::new(
-            ErrorKind::InvalidInput,
-            "update workstation",
-            format!("{what} cannot be changed in place; the workstation must be replaced"),
-        ))
-    };
-    if desired.region != current.region {
-        return refuse(format!("region ({} → {})", current.region, desired.region));
-    }
-    if desired.spot != current.spot {
-        return refuse("spot".to_string());
-    }
-    if desired.image_id != current.image_id {
-        return refuse(format!(
-            "image ({} → {})",
-            current.image_id, desired.image_id
-        ));
-    }
-    if let Some(zone) = desired.zone.as_deref().filter(|z| *z != current.zone) {
-        return refuse(format!("zone ({} → {zone})", current.zone));
-    }
-    if let Some(subnet) = desired
-        .subnet_id
-        .as_deref()
-        .filter(|s| Some(*s) != current.subnet_id.as_deref())
-    {
-        return refuse(format!("subnet ({:?} → {subnet})", current.subnet_id));
-    }
-    if desired.root_disk_gb < current.root_disk_gb {
-        return refuse(format!(
-            "root disk shrink ({} → {} GB)",
-            current.root_disk_gb, desired.root_disk_gb
-        ));
-    }
-    if desired.data_disk_gb < current.data_disk_gb {
-        return refuse(format!(
-            "data disk shrink or removal ({} → {} GB)",
-            current.data_disk_gb, desired.data_disk_gb
-        ));
-    }
-    Ok(())
+    crate::cloud::check_in_place(current, desired, &|a, b| a == b)
 }
 
 /// A create step whose outcome is unknown: the request may have been carried

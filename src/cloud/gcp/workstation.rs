@@ -427,59 +427,20 @@ pub(crate) fn instance_body(
     Ok(inst)
 }
 
-/// Refuse what the plan must turn into a replacement.
+/// Refuse what the plan must turn into a replacement. A public address is
+/// chosen at create on GCE (an access config), so it is one of those too.
 pub(crate) fn check_in_place(
     current: &ObservedWorkstation,
     desired: &WorkstationSpec,
 ) -> Result<(), CloudError> {
-    let refuse = |what: String| {
-        Err(CloudError::new(
+    crate::cloud::check_in_place(current, desired, &|a, b| {
+        relative(a) == relative(b) || same_subnet(a, b)
+    })?;
+    if desired.public_ip != current.has_public_ip {
+        return Err(CloudError::new(
             ErrorKind::InvalidInput,
             "update workstation",
-            format!("{what} cannot be changed in place; the workstation must be replaced"),
-        ))
-    };
-    if desired.region != current.region {
-        return refuse(format!("region ({} → {})", current.region, desired.region));
-    }
-    if desired.spot != current.spot {
-        return refuse("spot".to_string());
-    }
-    if relative(&desired.image_id) != relative(&current.image_id) {
-        return refuse(format!(
-            "image ({} → {})",
-            current.image_id, desired.image_id
-        ));
-    }
-    if let Some(zone) = desired
-        .zone
-        .as_deref()
-        .filter(|z| !z.is_empty() && *z != current.zone)
-    {
-        return refuse(format!("zone ({} → {zone})", current.zone));
-    }
-    if let Some(subnet) = desired.subnet_id.as_deref().filter(|s| {
-        !s.is_empty()
-            && !current
-                .subnet_id
-                .as_deref()
-                .is_some_and(|c| same_subnet(c, s))
-    }) {
-        return refuse(format!("subnet ({:?} → {subnet})", current.subnet_id));
-    }
-    if desired.public_ip != current.has_public_ip {
-        return refuse("public_ip".to_string());
-    }
-    if desired.root_disk_gb < current.root_disk_gb {
-        return refuse(format!(
-            "root disk shrink ({} → {} GB)",
-            current.root_disk_gb, desired.root_disk_gb
-        ));
-    }
-    if desired.data_disk_gb < current.data_disk_gb {
-        return refuse(format!(
-            "data disk shrink or removal ({} → {} GB)",
-            current.data_disk_gb, desired.data_disk_gb
+            "public_ip cannot be changed in place; the workstation must be replaced",
         ));
     }
     Ok(())
