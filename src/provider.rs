@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, CloudError};
 use crate::data_sources::gpu_offerings;
 use crate::resources::gpu_workstation;
 use crate::spec::CloudKind;
+use crate::spec::ResolvedImage;
 use crate::tfplugin::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use crate::tfplugin::server::{
     ApplyRequest, PlanRequest, PlanResponse, PluginProvider, StateResponse,
@@ -25,7 +26,12 @@ pub struct Clients {
     pub default_cloud: Option<CloudKind>,
     pub default_tags: BTreeMap<String, String>,
     clouds: BTreeMap<CloudKind, Arc<dyn Cloud>>,
+    /// Image resolutions of this provider process (one Terraform command): a
+    /// plan of 50 workstations with the same alias asks the cloud once.
+    images: std::sync::Mutex<BTreeMap<ImageKey, Arc<tokio::sync::OnceCell<ResolvedImage>>>>,
 }
+
+type ImageKey = (CloudKind, String, String);
 
 impl Clients {
     pub fn new(
@@ -37,7 +43,31 @@ impl Clients {
             default_cloud,
             default_tags,
             clouds,
+            images: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Resolve an image once per process and (cloud, region, image); concurrent
+    /// plans of the same image wait for the one call. Failures are not cached.
+    pub async fn resolve_image(
+        &self,
+        cloud: CloudKind,
+        backend: &dyn Cloud,
+        region: &str,
+        image: &str,
+    ) -> Result<ResolvedImage, CloudError> {
+        let cell = {
+            let mut map = match self.images.lock() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            map.entry((cloud, region.to_string(), image.to_string()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(|| backend.resolve_image(region, image))
+            .await
+            .cloned()
     }
 
     /// The backend for `kind`, or the sentence a user reads when it is missing.

@@ -289,3 +289,32 @@ fn interrupting_an_apply_cancels_the_create_and_cleans_up() {
     );
     aws.assert_no_provider_process();
 }
+
+#[test]
+fn a_plan_of_many_workstations_looks_the_image_up_once() {
+    let aws = Aws::new();
+    aws.write(
+        r#"
+resource "aienv_gpu_workstation" "team" {
+  count = 5
+  name  = "ws-${count.index}"
+  gpu   = "T4"
+}
+"#,
+    );
+    aws.ws.init().expect_ok();
+    let plan = aws.ws.plan();
+    assert!(plan.has_changes(), "{plan:?}");
+    assert_eq!(
+        aws.proxy.calls("DescribeImages"),
+        1,
+        "{:?}",
+        aws.proxy.actions()
+    );
+    assert_eq!(
+        aws.proxy.total_calls(),
+        1,
+        "nothing but the image lookup at plan: {:?}",
+        aws.proxy.actions()
+    );
+}

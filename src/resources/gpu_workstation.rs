@@ -654,7 +654,10 @@ pub async fn plan(
     } else if let (Some(b), Some(region), Some(image)) =
         (&backend, region.as_deref(), image.as_deref())
     {
-        match b.resolve_image(region, image).await {
+        match clients
+            .resolve_image(cloud.unwrap_or(CloudKind::Aws), b.as_ref(), region, image)
+            .await
+        {
             Ok(img) => {
                 put(&mut planned, "image_id", Value::String(img.id));
                 put(&mut planned, "ssh_user", Value::String(img.ssh_user));
