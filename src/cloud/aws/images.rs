@@ -8,41 +8,106 @@ use super::client::Ec2;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::spec::{ResolvedImage, IMAGE_ALIASES};
 
-/// Where an alias comes from: the AMI owner account and a name pattern.
+/// Where an alias comes from: the owners to ask and name patterns in order of
+/// preference. One DescribeImages call asks for all patterns at once (filter
+/// values are OR-ed); the newest image of the first pattern with a match wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AliasQuery {
-    owner: &'static str,
-    name_pattern: &'static str,
+    owners: &'static [&'static str],
+    /// EC2 name globs (`*` only), most specific first.
+    name_patterns: &'static [&'static str],
 }
 
 /// AWS Deep Learning AMIs (the "Deep Learning OSS Nvidia Driver" family ships the
 /// open NVIDIA driver that current GPU types need) and Canonical's Ubuntu images.
+/// DLAMIs are published by 898082745236 under the owner alias `amazon`; asking
+/// for the alias too keeps older DLAMI accounts and emulator fixtures working.
 const DLAMI_OWNER: &str = "898082745236";
 const CANONICAL_OWNER: &str = "099720109477";
+const DLAMI_OWNERS: &[&str] = &[DLAMI_OWNER, "amazon"];
+
+/// Images that match the broad patterns but do not fit NVIDIA GPU machines.
+const NOT_FOR_NVIDIA: [&str; 5] = ["neuron", "graviton", "arm64", "habana", "qualcomm"];
 
 fn alias_query(alias: &str) -> Option<AliasQuery> {
-    let (owner, name_pattern) = match alias {
+    let (owners, name_patterns): (&'static [&'static str], &'static [&'static str]) = match alias {
         "pytorch" => (
-            DLAMI_OWNER,
-            "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *",
+            DLAMI_OWNERS,
+            &[
+                "Deep Learning OSS Nvidia Driver AMI GPU PyTorch * (Ubuntu 22.04) *",
+                "Deep Learning*GPU PyTorch*",
+                "Deep Learning*PyTorch*",
+            ],
         ),
         "tensorflow" => (
-            DLAMI_OWNER,
-            "Deep Learning OSS Nvidia Driver AMI GPU TensorFlow * (Ubuntu 22.04) *",
+            DLAMI_OWNERS,
+            &[
+                "Deep Learning OSS Nvidia Driver AMI GPU TensorFlow * (Ubuntu 22.04) *",
+                "Deep Learning*GPU TensorFlow*",
+                "Deep Learning*TensorFlow*",
+            ],
         ),
         "cuda" => (
-            DLAMI_OWNER,
-            "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+            DLAMI_OWNERS,
+            &[
+                "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+                "Deep Learning Base*GPU*",
+                "Deep Learning Base*",
+            ],
         ),
         "ubuntu" => (
-            CANONICAL_OWNER,
-            "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
+            &[CANONICAL_OWNER],
+            &[
+                "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
+                "ubuntu/images/*ubuntu-*-amd64-server-*",
+            ],
         ),
         _ => return None,
     };
     Some(AliasQuery {
-        owner,
-        name_pattern,
+        owners,
+        name_patterns,
+    })
+}
+
+/// EC2's name-filter glob: `*` any run, `?` one character.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The preferred image for a query among what EC2 returned.
+fn pick<'a>(q: &AliasQuery, images: &'a [Image]) -> Option<&'a Image> {
+    let fits = |i: &&Image| {
+        let name = i.name().unwrap_or_default().to_ascii_lowercase();
+        !NOT_FOR_NVIDIA.iter().any(|w| name.contains(w))
+    };
+    q.name_patterns.iter().find_map(|pattern| {
+        let tier: Vec<Image> = images
+            .iter()
+            .filter(fits)
+            .filter(|i| glob_match(pattern, i.name().unwrap_or_default()))
+            .cloned()
+            .collect();
+        let best = newest(&tier)?.image_id()?.to_owned();
+        images.iter().find(|i| i.image_id() == Some(best.as_str()))
     })
 }
 
@@ -73,30 +138,36 @@ pub(crate) async fn describe(
 ) -> Result<ImageInfo, CloudError> {
     let image = image.trim();
     if let Some(q) = alias_query(image) {
+        let names = Filter::builder()
+            .name("name")
+            .set_values(Some(
+                q.name_patterns.iter().map(|p| p.to_string()).collect(),
+            ))
+            .build();
         let found = ec2
             .call("DescribeImages", cancel, || {
                 ec2.sdk()
                     .describe_images()
-                    .owners(q.owner)
-                    .filters(filter("name", q.name_pattern))
+                    .set_owners(Some(q.owners.iter().map(|o| o.to_string()).collect()))
+                    .filters(names.clone())
                     .filters(filter("architecture", "x86_64"))
                     .filters(filter("state", "available"))
                     .send()
             })
             .await?;
-        let newest = newest(found.images()).ok_or_else(|| {
+        let chosen = pick(&q, found.images()).ok_or_else(|| {
             CloudError::new(
                 ErrorKind::NotFound,
                 "DescribeImages",
                 format!(
-                    "no available image for alias {image:?} in {} (owner {}, name {:?})",
+                    "no available x86_64 image for alias {image:?} in {} (owners {:?}, names {:?})",
                     ec2.region(),
-                    q.owner,
-                    q.name_pattern
+                    q.owners,
+                    q.name_patterns
                 ),
             )
         })?;
-        return info(newest, image);
+        return info(chosen, image);
     }
     if !image.starts_with("ami-") {
         return Err(CloudError::new(
@@ -208,9 +279,66 @@ mod tests {
         }
         assert_eq!(alias_query("ami-0123"), None);
         assert_eq!(
-            alias_query("ubuntu").map(|q| q.owner),
-            Some(CANONICAL_OWNER)
+            alias_query("ubuntu").map(|q| q.owners),
+            Some(&[CANONICAL_OWNER][..])
         );
+    }
+
+    fn named(id: &str, name: &str, date: &str) -> Image {
+        Image::builder()
+            .image_id(id)
+            .name(name)
+            .creation_date(date)
+            .build()
+    }
+
+    #[test]
+    fn globs_match_like_ec2_name_filters() {
+        assert!(glob_match(
+            "Deep Learning*PyTorch*",
+            "Deep Learning AMI GPU PyTorch 2.1 (Ubuntu 20.04) 20240101"
+        ));
+        assert!(glob_match(
+            "ubuntu/images/*ubuntu-*-amd64-server-*",
+            "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"
+        ));
+        assert!(!glob_match(
+            "Deep Learning Base*",
+            "Deep Learning AMI GPU PyTorch"
+        ));
+        assert!(glob_match("a?c", "abc") && !glob_match("a?c", "ac"));
+    }
+
+    #[test]
+    fn the_current_family_wins_over_newer_broad_matches_and_neuron_never() {
+        let q = alias_query("pytorch").unwrap_or(AliasQuery {
+            owners: &[],
+            name_patterns: &[],
+        });
+        let imgs = vec![
+            named(
+                "ami-old",
+                "Deep Learning AMI GPU PyTorch 2.0 (Ubuntu 20.04) 20240101",
+                "2026-01-01T00:00:00.000Z",
+            ),
+            named(
+                "ami-neuron",
+                "Deep Learning AMI Neuron PyTorch 1.13 (Ubuntu 22.04) 20260301",
+                "2026-03-01T00:00:00.000Z",
+            ),
+            named(
+                "ami-cur",
+                "Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.5.1 (Ubuntu 22.04) 20250110",
+                "2025-01-10T00:00:00.000Z",
+            ),
+        ];
+        assert_eq!(pick(&q, &imgs).and_then(|i| i.image_id()), Some("ami-cur"));
+        // Without the current family, the newest broad match that fits a GPU.
+        assert_eq!(
+            pick(&q, &imgs[..2]).and_then(|i| i.image_id()),
+            Some("ami-old")
+        );
+        assert!(pick(&q, &imgs[1..2]).is_none());
     }
 
     #[test]

@@ -38,11 +38,34 @@ pub const IMAGE_FAMILIES: [(&str, &str, &str); 4] = [
     ("ubuntu", "ubuntu-os-cloud", "ubuntu-2204-lts"),
 ];
 
+/// Long-lived family names tried, in order, when the current family is not
+/// served (older projects' mirrors, private image copies, other emulators).
+const FALLBACK_FAMILIES: [(&str, &str); 3] = [
+    ("pytorch", "pytorch-latest-gpu"),
+    ("tensorflow", "tf-latest-gpu"),
+    ("cuda", "common-cu121-debian-11"),
+];
+
 fn family_of(alias: &str) -> Option<(&'static str, &'static str)> {
     IMAGE_FAMILIES
         .iter()
         .find(|(a, _, _)| *a == alias)
         .map(|(_, p, f)| (*p, *f))
+}
+
+/// Every family to try for an alias: the current one first.
+fn families_of(alias: &str) -> Vec<(&'static str, &'static str)> {
+    let Some((project, family)) = family_of(alias) else {
+        return Vec::new();
+    };
+    let mut out = vec![(project, family)];
+    out.extend(
+        FALLBACK_FAMILIES
+            .iter()
+            .filter(|(a, _)| *a == alias)
+            .map(|(_, f)| (project, *f)),
+    );
+    out
 }
 
 /// What a raw image reference names.
@@ -98,26 +121,50 @@ pub(crate) async fn resolve_image(
 ) -> Result<ResolvedImage, CloudError> {
     let image = image.trim();
     let ctx = ErrorContext::none();
-    let (found, asked) = if let Some((project, family)) = family_of(image) {
-        let found = gce
-            .call("images.getFromFamily", &ctx, cancel, || {
-                gce.images
-                    .get_from_family()
-                    .set_project(project)
-                    .set_family(family)
-                    .send()
-            })
-            .await
-            .map_err(|e| {
-                not_found_as(
-                    e,
-                    format!("no image in family {family} of project {project} (alias {image:?})"),
-                )
-            })?;
-        (
-            found,
-            format!("projects/{project}/global/images/family/{family}"),
-        )
+    let (found, asked) = if family_of(image).is_some() {
+        let mut result = None;
+        let mut last_err = None;
+        for (project, family) in families_of(image) {
+            let got = gce
+                .call("images.getFromFamily", &ctx, cancel, || {
+                    gce.images
+                        .get_from_family()
+                        .set_project(project)
+                        .set_family(family)
+                        .send()
+                })
+                .await;
+            match got {
+                Ok(found) => {
+                    result = Some((
+                        found,
+                        format!("projects/{project}/global/images/family/{family}"),
+                    ));
+                    break;
+                }
+                Err(e) if e.is_not_found() => {
+                    last_err = Some(not_found_as(
+                        e,
+                        format!(
+                            "no image in family {family} of project {project} (alias {image:?})"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match result {
+            Some(r) => r,
+            None => {
+                return Err(last_err.unwrap_or_else(|| {
+                    CloudError::new(
+                        ErrorKind::NotFound,
+                        "images.getFromFamily",
+                        format!("no image for alias {image:?}"),
+                    )
+                }))
+            }
+        }
     } else {
         match parse_raw(image) {
             Some(Raw::Family { project, family }) => {
@@ -224,6 +271,15 @@ fn usable(img: &Image, asked: &str) -> Result<ResolvedImage, CloudError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_current_family_comes_first_then_long_lived_ones() {
+        let f = families_of("pytorch");
+        assert_eq!(f[0].1, "pytorch-2-9-cu129-ubuntu-2204-nvidia-580");
+        assert_eq!(f.last().map(|x| x.1), Some("pytorch-latest-gpu"));
+        assert_eq!(families_of("ubuntu").len(), 1);
+        assert!(families_of("nope").is_empty());
+    }
 
     #[test]
     fn every_alias_has_a_family() {
