@@ -318,3 +318,38 @@ resource "aienv_gpu_workstation" "team" {
         aws.proxy.actions()
     );
 }
+
+/// Terraform Cloud workspaces pass settings as environment variables only.
+#[test]
+fn environment_variables_alone_configure_aws() {
+    let mut aws = Aws::new();
+    let endpoint = aws.proxy.endpoint();
+    // AWS_REGION and the credentials are already in the workspace environment.
+    aws.ws.env("AWS_ENDPOINT_URL_EC2", &endpoint);
+    aws.ws.write_main(
+        r#"
+terraform {
+  required_providers {
+    aienv = { source = "aienv/aienv" }
+  }
+}
+
+provider "aienv" {}
+
+resource "aienv_gpu_workstation" "dev" {
+  name = "env-box"
+  gpu  = "T4"
+}
+"#,
+    );
+    aws.ws.init().expect_ok();
+    aws.ws.apply().expect_ok();
+    let v = aws.ws.resource_values(ADDR);
+    assert!(s(&v, "id").starts_with("aws/us-east-1/i-"), "{v}");
+    assert!(
+        aws.proxy.calls("RunInstances") == 1,
+        "the calls went to AWS_ENDPOINT_URL_EC2"
+    );
+    aws.ws.destroy().expect_ok();
+    aws.assert_nothing_left();
+}

@@ -197,3 +197,41 @@ fn subnetwork_from_hashicorp_google_is_used() {
         gcp.assert_nothing_left();
     }
 }
+
+/// Terraform Cloud workspaces pass settings as environment variables only; the
+/// endpoint variable of hashicorp/google includes `/compute/v1/`.
+#[test]
+fn environment_variables_alone_configure_google_cloud() {
+    let mut gcp = Gcp::new();
+    let endpoint = format!("{}/compute/v1/", gcp.fake.endpoint());
+    gcp.ws.env("GOOGLE_PROJECT", GCP_PROJECT);
+    gcp.ws.env("GOOGLE_REGION", "us-central1");
+    gcp.ws.env("GOOGLE_COMPUTE_CUSTOM_ENDPOINT", &endpoint);
+    gcp.ws.write_main(
+        r#"
+terraform {
+  required_providers {
+    aienv = { source = "aienv/aienv" }
+  }
+}
+
+provider "aienv" {}
+
+resource "aienv_gpu_workstation" "dev" {
+  name  = "env-box"
+  cloud = "gcp"
+  gpu   = "T4"
+}
+"#,
+    );
+    gcp.ws.init().expect_ok();
+    gcp.ws.apply().expect_ok();
+    let v = gcp.ws.resource_values(ADDR);
+    assert!(
+        s(&v, "id").starts_with("gcp/aienv-test/us-central1-"),
+        "{v}"
+    );
+    assert!(gcp.fake.instance("env-box").is_some());
+    gcp.ws.destroy().expect_ok();
+    gcp.assert_nothing_left();
+}

@@ -171,6 +171,21 @@ fn lifecycle(c: &dyn CloudUnderTest) {
     c.ws().apply().expect_ok();
     assert_empty_plan(c, "after repairing drift");
 
+    // Out-of-band resize: the plan shows the type going back, in place.
+    let v = c.ws().resource_values(ADDR);
+    c.change_type_out_of_band(&v, c.bigger_t4_type());
+    let plan = c.ws().plan();
+    assert!(
+        plan.has_changes()
+            && plan.stdout.contains(c.bigger_t4_type())
+            && !plan.stdout.contains("must be replaced"),
+        "{plan:?}"
+    );
+    c.ws().apply().expect_ok();
+    let v = c.ws().resource_values(ADDR);
+    assert_eq!(c.machine_type(&v), c.t4_type());
+    assert_empty_plan(c, "after undoing the resize");
+
     // Out-of-band terminate: the plan proposes to create it again.
     let v = c.ws().resource_values(ADDR);
     c.terminate_out_of_band(&v);

@@ -40,6 +40,8 @@ pub trait CloudUnderTest {
     fn terminate_out_of_band(&self, values: &Value);
     fn revoke_ingress_out_of_band(&self, values: &Value);
     fn set_tag_out_of_band(&self, values: &Value, key: &str, value: &str);
+    /// Change the machine type behind the provider's back.
+    fn change_type_out_of_band(&self, values: &Value, machine_type: &str);
     /// Make the next machine create fail for lack of capacity; returns the
     /// cloud's error code the user must see.
     fn fail_next_machine_create(&self) -> &'static str;
@@ -212,6 +214,15 @@ provider "aienv" {{
         let c = self.client();
         self.rt
             .block_on(ec2::set_tag(&c, s(values, "instance_id"), key, value));
+    }
+
+    fn change_type_out_of_band(&self, values: &Value, machine_type: &str) {
+        let c = self.client();
+        self.rt.block_on(ec2::modify_instance_type(
+            &c,
+            s(values, "instance_id"),
+            machine_type,
+        ));
     }
 
     fn fail_next_machine_create(&self) -> &'static str {
@@ -388,6 +399,12 @@ provider "aienv" {{
         assert!(self
             .fake
             .set_instance_labels_out_of_band(s(values, "name"), &pairs));
+    }
+
+    fn change_type_out_of_band(&self, values: &Value, machine_type: &str) {
+        assert!(self
+            .fake
+            .set_instance_machine_type_out_of_band(s(values, "name"), machine_type));
     }
 
     fn fail_next_machine_create(&self) -> &'static str {
