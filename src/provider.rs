@@ -25,7 +25,12 @@ pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/aienv/aienv";
 pub struct Clients {
     pub default_cloud: Option<CloudKind>,
     pub default_tags: BTreeMap<String, String>,
-    clouds: BTreeMap<CloudKind, Arc<dyn Cloud>>,
+    /// The provider configuration the backends are built from.
+    config: Value,
+    /// Backends are built on first use: a configuration that only uses Google
+    /// Cloud never loads the AWS SDK chain (which may probe instance metadata
+    /// for a region), and vice versa.
+    clouds: BTreeMap<CloudKind, tokio::sync::OnceCell<Arc<dyn Cloud>>>,
     /// Image resolutions of this provider process (one Terraform command): a
     /// plan of 50 workstations with the same alias asks the cloud once.
     images: std::sync::Mutex<BTreeMap<ImageKey, Arc<tokio::sync::OnceCell<ResolvedImage>>>>,
@@ -37,12 +42,16 @@ impl Clients {
     pub fn new(
         default_cloud: Option<CloudKind>,
         default_tags: BTreeMap<String, String>,
-        clouds: BTreeMap<CloudKind, Arc<dyn Cloud>>,
+        config: Value,
     ) -> Self {
         Clients {
             default_cloud,
             default_tags,
-            clouds,
+            config,
+            clouds: CloudKind::ALL
+                .iter()
+                .map(|k| (*k, tokio::sync::OnceCell::new()))
+                .collect(),
             images: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -70,15 +79,16 @@ impl Clients {
             .cloned()
     }
 
-    /// The backend for `kind`, or the sentence a user reads when it is missing.
-    pub fn cloud(&self, kind: CloudKind) -> Result<Arc<dyn Cloud>, String> {
-        self.clouds.get(&kind).cloned().ok_or_else(|| match kind {
-            CloudKind::Aws => "the AWS backend is not available in this build of the provider.".to_string(),
-            CloudKind::Gcp => "the Google Cloud backend is not available in this build of the provider.".to_string(),
-            CloudKind::Azure => "cloud = \"azure\" is not supported yet: this release of the aienv provider creates \
-                 workstations on AWS and Google Cloud (Azure is coming in a later release)."
-                .to_string(),
-        })
+    /// The backend for `kind` (built on first use), or the sentence a user
+    /// reads when it cannot be had.
+    pub async fn cloud(&self, kind: CloudKind) -> Result<Arc<dyn Cloud>, String> {
+        let cell = self
+            .clouds
+            .get(&kind)
+            .ok_or_else(|| format!("no backend slot for {kind}"))?;
+        cell.get_or_try_init(|| build_backend(kind, &self.config))
+            .await
+            .cloned()
     }
 }
 
@@ -258,6 +268,34 @@ async fn gcp_backend(config: &Value) -> Result<Arc<dyn Cloud>, crate::cloud::Clo
     Ok(Arc::new(GcpCloud::new(cfg).await?))
 }
 
+/// Build one backend from the provider configuration.
+async fn build_backend(kind: CloudKind, config: &Value) -> Result<Arc<dyn Cloud>, String> {
+    let _ = config;
+    match kind {
+        #[cfg(feature = "aws")]
+        CloudKind::Aws => aws_backend(config)
+            .await
+            .map_err(|e| format!("could not set up AWS: {e}")),
+        #[cfg(feature = "gcp")]
+        CloudKind::Gcp => gcp_backend(config)
+            .await
+            .map_err(|e| format!("could not set up Google Cloud: {e}")),
+        #[allow(unreachable_patterns)]
+        CloudKind::Aws => {
+            Err("the AWS backend is not available in this build of the provider.".to_string())
+        }
+        #[allow(unreachable_patterns)]
+        CloudKind::Gcp => Err(
+            "the Google Cloud backend is not available in this build of the provider.".to_string(),
+        ),
+        CloudKind::Azure => Err(
+            "cloud = \"azure\" is not supported yet: this release of the aienv provider creates \
+             workstations on AWS and Google Cloud (Azure is coming in a later release)."
+                .to_string(),
+        ),
+    }
+}
+
 #[async_trait]
 impl PluginProvider for AienvProvider {
     fn provider_schema(&self) -> Schema {
@@ -302,33 +340,11 @@ impl PluginProvider for AienvProvider {
                     .collect()
             })
             .unwrap_or_default();
-        #[allow(unused_mut)]
-        let mut clouds: BTreeMap<CloudKind, Arc<dyn Cloud>> = BTreeMap::new();
-        #[cfg(feature = "aws")]
-        match aws_backend(config).await {
-            Ok(c) => {
-                clouds.insert(CloudKind::Aws, c);
-            }
-            Err(e) => {
-                diags.push(Diagnostic::error("Could not set up AWS", e.to_string()).at_attr("aws"));
-                return diags;
-            }
-        }
-        #[cfg(feature = "gcp")]
-        match gcp_backend(config).await {
-            Ok(c) => {
-                clouds.insert(CloudKind::Gcp, c);
-            }
-            Err(e) => {
-                diags.push(
-                    Diagnostic::error("Could not set up Google Cloud", e.to_string())
-                        .at_attr("gcp"),
-                );
-                return diags;
-            }
-        }
-        *self.clients.write().await =
-            Some(Arc::new(Clients::new(default_cloud, default_tags, clouds)));
+        *self.clients.write().await = Some(Arc::new(Clients::new(
+            default_cloud,
+            default_tags,
+            config.clone(),
+        )));
         diags
     }
 

@@ -503,12 +503,14 @@ pub async fn plan(
         }
     }
 
-    let backend = match cloud.map(|c| clients.cloud(c)) {
-        Some(Err(e)) => {
-            err(&mut diags, "cloud", "Cloud not supported", e);
-            return plan_error(diags);
-        }
-        Some(Ok(b)) => Some(b),
+    let backend = match cloud {
+        Some(c) => match clients.cloud(c).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                err(&mut diags, "cloud", "Cloud unavailable", e);
+                return plan_error(diags);
+            }
+        },
         None => None,
     };
 
@@ -1169,11 +1171,11 @@ pub async fn apply(
         return destroy(clients, &req.prior_state, cancel).await;
     }
     let cloud = cloud_of(&req.planned_state);
-    let backend = match clients.cloud(cloud) {
+    let backend = match clients.cloud(cloud).await {
         Ok(b) => b,
         Err(e) => {
             return StateResponse {
-                diagnostics: Diagnostic::error("Cloud not supported", e)
+                diagnostics: Diagnostic::error("Cloud unavailable", e)
                     .at(at("cloud"))
                     .into(),
                 ..Default::default()
@@ -1305,12 +1307,12 @@ pub async fn apply(
 
 async fn destroy(clients: &Clients, prior: &Value, cancel: &CancellationToken) -> StateResponse {
     let cloud = cloud_of(prior);
-    let backend = match clients.cloud(cloud) {
+    let backend = match clients.cloud(cloud).await {
         Ok(b) => b,
         Err(e) => {
             return StateResponse {
                 new_state: prior.clone(),
-                diagnostics: Diagnostic::error("Cloud not supported", e).into(),
+                diagnostics: Diagnostic::error("Cloud unavailable", e).into(),
                 ..Default::default()
             }
         }
@@ -1369,12 +1371,12 @@ pub async fn read(
         return StateResponse::default();
     }
     let cloud = cloud_of(&state);
-    let backend = match clients.cloud(cloud) {
+    let backend = match clients.cloud(cloud).await {
         Ok(b) => b,
         Err(e) => {
             return StateResponse {
                 new_state: state,
-                diagnostics: Diagnostic::error("Cloud not supported", e).into(),
+                diagnostics: Diagnostic::error("Cloud unavailable", e).into(),
                 private,
             }
         }
@@ -1436,11 +1438,11 @@ pub async fn import(clients: &Clients, id: &str, _cancel: &CancellationToken) ->
     let Some((cloud, locator)) = split_id(id) else {
         return bad_id();
     };
-    let backend = match clients.cloud(cloud) {
+    let backend = match clients.cloud(cloud).await {
         Ok(b) => b,
         Err(e) => {
             return StateResponse {
-                diagnostics: Diagnostic::error("Cloud not supported", e).into(),
+                diagnostics: Diagnostic::error("Cloud unavailable", e).into(),
                 ..Default::default()
             }
         }
