@@ -381,6 +381,15 @@ fn spot_machine(c: &dyn CloudUnderTest) {
     c.write(&workstation("  spot = false"));
     let plan = c.ws().plan();
     assert!(plan.stdout.contains("must be replaced"), "{plan:?}");
+    let out = c.ws().apply().expect_ok();
+    assert!(
+        out.stdout.contains("1 added, 0 changed, 1 destroyed"),
+        "{out:?}"
+    );
+    let after = c.ws().resource_values(ADDR);
+    assert_eq!(after["spot"], false);
+    assert!(!c.machine_is_spot(&after));
+    assert_empty_plan(c, "after the replacement");
     c.ws().destroy().expect_ok();
     c.assert_nothing_left();
 }

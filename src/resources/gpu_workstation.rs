@@ -550,15 +550,7 @@ pub async fn plan(
             } else {
                 prior.attr(attr).clone()
             };
-            put(
-                &mut planned,
-                attr,
-                if v.is_null() && !creating {
-                    Value::Null
-                } else {
-                    v
-                },
-            );
+            put(&mut planned, attr, v);
         }
     }
 
