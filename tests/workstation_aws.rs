@@ -5,37 +5,12 @@
 
 mod support;
 
+use support::hcl::{s, workstation, ADDR};
+
 use std::process::Command;
 
-use serde_json::Value;
 use support::clouds::{Aws, CloudUnderTest};
 use support::ec2;
-
-const SSH_KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHWMvMYeYuaSIZey9Llmi901jvbPlR1IvE56UOAMkoSf dev@aienv-test";
-const ADDR: &str = "aienv_gpu_workstation.dev";
-
-fn workstation(extra: &str) -> String {
-    format!(
-        r#"
-resource "aienv_gpu_workstation" "dev" {{
-  name           = "dev-box"
-  gpu            = "T4"
-  ssh_public_key = "{SSH_KEY}"
-  allowed_cidrs  = ["203.0.113.0/24"]
-  data_disk_gb   = 100
-{extra}
-}}
-
-output "ssh"  {{ value = aienv_gpu_workstation.dev.ssh_command }}
-output "cost" {{ value = aienv_gpu_workstation.dev.hourly_cost_usd }}
-"#
-    )
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
-}
 
 #[test]
 fn ec2_holds_what_the_plan_promised() {

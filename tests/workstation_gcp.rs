@@ -6,10 +6,10 @@
 
 mod support;
 
+use support::hcl::{s, ADDR};
+
 use serde_json::Value;
 use support::clouds::{CloudUnderTest, Gcp, GCP_PROJECT};
-
-const ADDR: &str = "aienv_gpu_workstation.dev";
 
 fn workstation(gpu: &str, extra: &str) -> String {
     format!(
@@ -22,10 +22,6 @@ resource "aienv_gpu_workstation" "dev" {{
 }}
 "#
     )
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
 #[test]

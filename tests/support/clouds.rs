@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::ec2;
 use super::fault_proxy::FaultProxy;
+use super::hcl::s;
 use super::moto::MotoServer;
 use super::processes;
 use super::terraform::{Workspace, MARKER_ENV};
@@ -72,10 +73,6 @@ pub trait CloudUnderTest {
             "provider processes still running after terraform exited: {left:?}"
         );
     }
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn rt() -> tokio::runtime::Runtime {

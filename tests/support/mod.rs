@@ -7,6 +7,7 @@
 pub mod clouds;
 pub mod ec2;
 pub mod fault_proxy;
+pub mod hcl;
 pub mod moto;
 pub mod processes;
 pub mod terraform;
